@@ -186,9 +186,10 @@ def _gradient_matching(
         valid_y = valid_s[:, 1:, :] & valid_s[:, :-1, :]  # (batch, h_s - 1, w_s)
         grad_x = (residual_s[:, :, 1:] - residual_s[:, :, :-1]).abs()
         grad_y = (residual_s[:, 1:, :] - residual_s[:, :-1, :]).abs()
-        grad_sum = torch.where(valid_x, grad_x, torch.zeros_like(grad_x)).sum() + torch.where(
-            valid_y, grad_y, torch.zeros_like(grad_y)
-        ).sum()
+        grad_sum = (
+            torch.where(valid_x, grad_x, torch.zeros_like(grad_x)).sum()
+            + torch.where(valid_y, grad_y, torch.zeros_like(grad_y)).sum()
+        )
         total = total + grad_sum / valid_s.sum().clamp(min=1)
     return total
 

@@ -143,8 +143,10 @@ def test_trimming_is_per_sample_and_respects_mask():
         n = int(valid.sum())
         if n == 0:
             continue
-        residual = (normalize_disparity(prediction[index : index + 1], mask[index : index + 1])
-                    - normalize_disparity(target[index : index + 1], mask[index : index + 1])).abs()[0][valid]
+        residual = (
+            normalize_disparity(prediction[index : index + 1], mask[index : index + 1])
+            - normalize_disparity(target[index : index + 1], mask[index : index + 1])
+        ).abs()[0][valid]
         kept = n - math.floor(0.25 * n + 1e-9)  # ceil(0.75 n)
         sums += residual.sort().values[:kept].sum().item()
         counts += kept
