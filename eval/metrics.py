@@ -58,7 +58,11 @@ class InvalidSampleError(ValueError):
 def _to_numpy(array: Any, dtype=np.float64) -> np.ndarray:
     """Converts a numpy array, torch tensor or nested sequence to a numpy array of ``dtype``."""
     if hasattr(array, "detach"):  # torch.Tensor, without importing torch
-        array = array.detach().float().cpu().numpy()
+        array = array.detach().cpu()
+        try:
+            array = array.numpy()
+        except TypeError:  # bfloat16 has no numpy dtype
+            array = array.float().numpy()
     return np.asarray(array, dtype=dtype)
 
 

@@ -108,10 +108,8 @@ def save_depth_grid(
     quantity = "disparity (1/m)" if protocol == "disparity" else "depth (m)"
     rows = len(examples)
     figure, axes = plt.subplots(rows, 4, figsize=(16, 3.4 * rows), squeeze=False)
-    value_map = plt.get_cmap("Spectral_r" if protocol == "disparity" else "Spectral").copy()
-    value_map.set_bad("0.6")
-    error_map = plt.get_cmap("magma").copy()
-    error_map.set_bad("0.6")
+    value_map = plt.get_cmap("Spectral_r" if protocol == "disparity" else "Spectral").with_extremes(bad="0.6")
+    error_map = plt.get_cmap("magma").with_extremes(bad="0.6")
     for row, (image, maps, metrics, sample_id) in enumerate(examples):
         valid = maps["mask"]
         target = np.ma.masked_where(~valid, maps["target"])
