@@ -333,7 +333,14 @@ def eth3d(path: Path, options: dict[str, str]) -> DepthBenchmark:
         candidates = [scene_dir / "ground_truth_depth" / "dslr_images" / image.name]
         parts = list(scene_dir.relative_to(root).parts)
         if parts and parts[0] == "rgb":
-            candidates.append(root.joinpath("depth", *parts[1:], "ground_truth_depth", "dslr_images", image.name))
+            rest = parts[1:]  # rgb/<scene> -> depth/<scene> or depth/<scene>_dslr_depth/<scene>
+            candidates.append(root.joinpath("depth", *rest, "ground_truth_depth", "dslr_images", image.name))
+            if rest:
+                candidates.append(
+                    root.joinpath(
+                        "depth", f"{rest[0]}_dslr_depth", *rest, "ground_truth_depth", "dslr_images", image.name
+                    )
+                )
         entries.append(Entry(id=str(image.relative_to(root)), image=image, depth=_first_existing(candidates)))
 
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, None]:

@@ -47,7 +47,9 @@ from report import markdown_table, save_da2k_grid, save_depth_grid, update_model
 logger = logging.getLogger("evaluate_cli")
 
 
-def load_model(name_or_path: str, device: str, input_size: int | None = None) -> tuple[Any, Any]:
+def load_model(
+    name_or_path: str, device: str, input_size: int | None = None, dtype: str = "float32"
+) -> tuple[Any, Any]:
     """Loads a depth model and its image processor from a folder or Hub id.
 
     Depth Anything checkpoints (``model_type == "depth_anything"``) load with this project's
@@ -58,10 +60,14 @@ def load_model(name_or_path: str, device: str, input_size: int | None = None) ->
         name_or_path: a local folder (``save_pretrained`` layout) or a Hub id.
         device: ``"cpu"``, ``"cuda"``, ...
         input_size (`int`, *optional*): override the processor's target size (e.g. 518; small values speed up tests).
+        dtype (`str`, defaults to ``"float32"``): ``float32``, ``bfloat16`` or ``float16`` weights; metrics are
+            always computed in float64 from the float32-cast outputs.
     """
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation, PretrainedConfig
 
-    model_type = getattr(AutoConfig.from_pretrained(name_or_path), "model_type", None)
+    # The raw config dict: no config class (and none of the built-in class's strict validation) is involved.
+    model_type = PretrainedConfig.get_config_dict(name_or_path)[0].get("model_type")
     model = processor = None
     if model_type == "depth_anything":
         try:
@@ -83,7 +89,7 @@ def load_model(name_or_path: str, device: str, input_size: int | None = None) ->
     if input_size is not None:
         set_processor_size(processor, input_size)
     logger.info("loaded %s (%s) with %s", type(model).__name__, name_or_path, type(processor).__name__)
-    return model.to(device).eval(), processor
+    return model.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
 
 
 def set_processor_size(processor: Any, size: int) -> None:
@@ -201,6 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--input-size", type=int, default=None, help="override the processor size (multiple of 14)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32", help="model weights")
     parser.add_argument("--grid-samples", type=int, default=4, help="rows in each PNG grid (0 = no grid)")
     parser.add_argument("--model-card", type=Path, default=None, help="write results into this card's model-index")
     parser.add_argument("--model-name", default=None, help="model-index name (default: the card's or --model)")
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     specs = args.benchmark or [DEFAULT_BENCHMARK]
     benchmarks = [(spec, load_benchmark(spec)) for spec in specs]  # fail fast on bad specs before loading the model
-    model, processor = load_model(args.model, device, args.input_size)
+    model, processor = load_model(args.model, device, args.input_size, args.dtype)
     args.output.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "model": args.model,
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol_description": PROTOCOL_DESCRIPTIONS[args.protocol],
         "alignment": args.alignment,
         "input_size": args.input_size,
+        "dtype": args.dtype,
         "device": device,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "benchmarks": {},

@@ -127,7 +127,9 @@ def align_prediction(prediction: Any, target: Any, mask: Any) -> np.ndarray:
     """
     prediction = _to_numpy(prediction)
     scale, shift = align_scale_shift(prediction, target, mask)
-    return scale[..., None, None] * prediction + shift[..., None, None]
+    return (
+        scale[..., None, None] * prediction + shift[..., None, None]
+    )  # (...) -> (..., 1, 1), broadcast to (..., H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def test_eth3d_diode_sintel(tmp_path):
     eth3d = load_benchmark(f"eth3d:{layouts.make_eth3d(tmp_path / 'eth3d')}")
     sample = eth3d[0]
     assert len(eth3d) == 1 and np.isinf(sample.depth).any() and not sample.mask[np.isinf(sample.depth)].any()
+    split_tree = load_benchmark(f"eth3d:{layouts.make_eth3d(tmp_path / 'eth3d_split', split_tree=True)}")
+    np.testing.assert_array_equal(split_tree[0].depth, sample.depth)
     diode_root = layouts.make_diode(tmp_path / "diode")
     assert len(load_benchmark(f"diode:{diode_root}")) == 2
     indoors = load_benchmark(f"diode:{diode_root}?split=indoors")
