@@ -433,7 +433,23 @@ def model_prediction_type(model: Any) -> str:
     return "depth" if depth_type == "metric" else "disparity"
 
 
-def predict_depth_maps(model: Any, processor: Any, images: Sequence[Any], device: Any = None) -> list[np.ndarray]:
+def _image_size(image: Any) -> tuple[int, int]:
+    """(height, width) of a PIL image, an `(H, W, 3)` array or a `(3, H, W)` tensor."""
+    if hasattr(image, "size") and not callable(image.size) and not hasattr(image, "shape"):  # PIL: size = (W, H)
+        return int(image.size[1]), int(image.size[0])
+    shape = tuple(image.shape)
+    if len(shape) == 3 and shape[0] == 3 and shape[-1] != 3:  # channels first
+        return int(shape[1]), int(shape[2])
+    return int(shape[0]), int(shape[1])
+
+
+def predict_depth_maps(
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    device: Any = None,
+    target_sizes: Sequence[tuple[int, int]] | None = None,
+) -> list[np.ndarray]:
     """Runs the model on images of any size and returns float32 maps at each image's original size.
 
     Images are pre-processed one by one (aspect ratio kept, sides multiples of 14); those that land on the same input
@@ -442,8 +458,9 @@ def predict_depth_maps(model: Any, processor: Any, images: Sequence[Any], device
     Args:
         model: a ``DepthAnythingForDepthEstimation``-like model (``predicted_depth`` of shape `(B, h, w)`).
         processor: its image processor (``__call__`` and ``post_process_depth_estimation``).
-        images: PIL images or `(H, W, 3)` uint8 arrays.
+        images: PIL images, `(H, W, 3)` uint8 arrays or anything else the processor reads.
         device: where to run (defaults to the model's device).
+        target_sizes (*optional*): one `(H_i, W_i)` per image (e.g. the ground truth's); defaults to the image sizes.
 
     Returns:
         list of `(H_i, W_i)` float32 arrays, in input order.
@@ -453,7 +470,9 @@ def predict_depth_maps(model: Any, processor: Any, images: Sequence[Any], device
     device = device if device is not None else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     pixel_values = [processor(images=image, return_tensors="pt")["pixel_values"][0] for image in images]
-    sizes = [(np.asarray(image).shape[0], np.asarray(image).shape[1]) for image in images]
+    sizes = [tuple(size) for size in target_sizes] if target_sizes is not None else [_image_size(i) for i in images]
+    if len(sizes) != len(images):
+        raise ValueError(f"got {len(sizes)} target sizes for {len(images)} images")
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, values in enumerate(pixel_values):
         groups.setdefault(tuple(values.shape), []).append(index)
@@ -512,8 +531,18 @@ def evaluate_model(
     examples: list[tuple[Any, dict[str, np.ndarray], dict[str, float], str]] = []
 
     def flush(batch: list[Any]) -> None:
-        predictions = predict_depth_maps(model, processor, [item[0] for item in batch], device)
-        for (image, depth, mask, sample_id), prediction in zip(batch, predictions, strict=True):
+        usable = []
+        for item in batch:
+            image_size, depth_size = _image_size(item[0]), tuple(np.shape(item[1]))
+            if image_size != depth_size:
+                accumulator.skip(item[3], f"image size {image_size} does not match depth size {depth_size}")
+            else:
+                usable.append(item)
+        if not usable:
+            return
+        sizes = [np.shape(item[1]) for item in usable]
+        predictions = predict_depth_maps(model, processor, [item[0] for item in usable], device, sizes)
+        for (image, depth, mask, sample_id), prediction in zip(usable, predictions, strict=True):
             try:
                 metrics, maps = evaluate_sample(
                     prediction, depth, mask, protocol, min_depth, max_depth, prediction_type, alignment, True

@@ -213,7 +213,9 @@ def test_evaluate_model_on_tiny_model():
         for i, (h, w) in enumerate([(30, 40), (30, 40), (20, 50)])
     ]
     samples.append((samples[0][0], np.zeros((30, 40)), None, "invalid"))
+    samples.append((samples[0][0], np.ones((15, 20)), None, "mismatch"))
     result = evaluate_model(model, processor, samples, protocol="depth", batch_size=2, progress=False, keep_examples=1)
-    assert result["num_evaluated"] == 3 and result["num_skipped"] == 1
+    assert result["num_evaluated"] == 3 and result["num_skipped"] == 2
+    assert "does not match" in result["skipped"][-1]["reason"]
     assert set(result["metrics"]) == set(METRIC_NAMES) and all(math.isfinite(v) for v in result["metrics"].values())
     assert result["prediction_type"] == "disparity" and len(result["examples"]) == 1
