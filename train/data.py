@@ -370,6 +370,8 @@ def _open_source(source: Any, split: str, streaming: bool, data_files: Any = Non
         if _is_rgbd_folder(path):
             return _rgbd_source(path), "rgbd"
         files = [str(p) for p in sorted(path.rglob("*")) if p.is_file()]
+        if not files:
+            raise ValueError(f"{str(path)!r} is empty: no image files and no dataset files in it")
         builder = _builder_for_files([f for f in files if not Path(f).name.startswith((".", "README"))])
         if builder is None and _image_files(path) and not any(f.endswith((".parquet", ".tar", ".csv", ".jsonl")) for f in files):
             return _folder_source(path), "folder"
@@ -588,12 +590,14 @@ def _nearest_resize(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def disparity_from_depth(depth: np.ndarray, depth_kind: str, sky_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) depth or disparity with NaN invalid -> (disparity normalised to [0, 1] over valid pixels, valid mask).
+    """(H, W) depth or disparity, NaN (or depth <= 0) invalid -> (disparity in [0, 1] over valid pixels, valid mask).
 
     Depth becomes 1/depth. Sky pixels get disparity 0 and count as valid (V2: sky = zero disparity); they take part
     in the min-max normalisation, so with sky the map's minimum is 0. Invalid pixels are 0 and masked out.
     """
-    valid = np.isfinite(depth)
+    with np.errstate(invalid="ignore"):
+        # NaN marks invalid pixels; 0 depth (the raw-file / synthetic-sky convention) is invalid too
+        valid = np.isfinite(depth) & ((depth > 0) if depth_kind == "depth" else (depth >= 0))
     disparity = np.zeros(depth.shape, np.float32)
     if depth_kind == "depth":
         disparity[valid] = 1.0 / depth[valid]
