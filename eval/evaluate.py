@@ -42,7 +42,7 @@ from metrics import (  # noqa: E402
     pairwise_accuracy,
     predict_depth_maps,
 )
-from report import markdown_table, save_da2k_grid, save_depth_grid, update_model_card  # noqa: E402
+from report import load_model_card, markdown_table, save_da2k_grid, save_depth_grid, update_model_card  # noqa: E402
 
 logger = logging.getLogger("evaluate_cli")
 
@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     specs = args.benchmark or [DEFAULT_BENCHMARK]
-    benchmarks = [(spec, load_benchmark(spec)) for spec in specs]  # fail fast on bad specs before loading the model
+    # Fail fast on bad specs and an unreadable model card, before loading the model.
+    benchmarks = [(spec, load_benchmark(spec)) for spec in specs]
+    if args.model_card is not None:
+        load_model_card(args.model_card)
     model, processor = load_model(args.model, device, args.input_size, args.dtype)
     args.output.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {

@@ -216,14 +216,18 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
             results.extend(run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image))
     peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device))
     peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device))
-    print(f"\nmeasured matmul peak (best over the run): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, "
-          f"fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s")
+    print(
+        f"\nmeasured matmul peak (best over the run): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, "
+        f"fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s"
+    )
     print("reduced-precision variants' share of the bf16 matmul peak (model FLOPs / median latency / peak):")
     for result in results:
         if result.achieved_flops is not None:
             result.matmul_fraction = result.achieved_flops / peaks["bf16"]
-            print(f"  {result.variant:36s} {result.size} batch {result.batch}: "
-                  f"{result.achieved_flops / 1e12:.3f} TFLOP/s = {result.matmul_fraction:.1%}")
+            print(
+                f"  {result.variant:36s} {result.size} batch {result.batch}: "
+                f"{result.achieved_flops / 1e12:.3f} TFLOP/s = {result.matmul_fraction:.1%}"
+            )
     return results
 
 
@@ -266,16 +270,29 @@ def run_case(
     print(
         f"\n{height}x{width} batch {batch} ({repeats} repeats, error = max |out - fp32 ref| / ref range {value_range:.3g})"
     )
-    print(f"{'variant':36s} {'median s':>9s} {'img/s':>7s} {'peak MB':>8s} {'max err':>9s} {'speed-up':>8s} {'TFLOP/s':>8s}")
+    print(
+        f"{'variant':36s} {'median s':>9s} {'img/s':>7s} {'peak MB':>8s} {'max err':>9s} {'speed-up':>8s} {'TFLOP/s':>8s}"
+    )
     for name in variants:
         median = statistics.median(times[name])
         achieved = flops_per_image * batch / median
         reduced = "bf16" in name or "fast" in name
-        result = Result(name, f"{height}x{width}", batch, median, batch / median, memory[name], errors[name],
-                        builtin / median, achieved if reduced else None)
+        result = Result(
+            name,
+            f"{height}x{width}",
+            batch,
+            median,
+            batch / median,
+            memory[name],
+            errors[name],
+            builtin / median,
+            achieved if reduced else None,
+        )
         results.append(result)
-        print(f"{name:36s} {median:9.3f} {batch / median:7.2f} {memory[name]:8.0f} {errors[name]:9.2e} "
-              f"{builtin / median:7.2f}x {achieved / 1e12:8.3f}")
+        print(
+            f"{name:36s} {median:9.3f} {batch / median:7.2f} {memory[name]:8.0f} {errors[name]:9.2e} "
+            f"{builtin / median:7.2f}x {achieved / 1e12:8.3f}"
+        )
     return results
 
 

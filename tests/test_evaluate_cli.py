@@ -75,6 +75,30 @@ def test_cli_on_shipped_benchmark(tiny_model_dir, tmp_path):
     assert (output / "rgbd_rgbd_grid.png").stat().st_size > 10_000
     text = card.read_text()
     assert "model-index" in text and "abs_rel" in text and "Hand-written text stays." in text and "apache-2.0" in text
+    assert "## Evaluation" in text and "| RGB-D folder | disparity |" in text
+
+
+def test_model_card_update_replaces_section_and_rejects_bad_yaml(tmp_path):
+    from report import card_eval_results, update_model_card
+
+    def results(protocol, abs_rel):
+        benchmark = {"kind": "nyu", "display_name": "NYUv2", "split": "test", "metrics": {"abs_rel": abs_rel}}
+        return {"model": "m", "protocol": protocol, "benchmarks": {"nyu_test": benchmark}}
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\n---\n# M\n\n## Evaluation\n\nNot evaluated yet.\n\n## Limitations\n\nSome.\n")
+    update_model_card(card, results("disparity", 0.5))
+    update_model_card(card, results("depth", 0.25))
+    update_model_card(card, results("disparity", 0.125))  # replaces the first entry
+    text = card.read_text()
+    assert "Not evaluated yet" not in text and text.count("## Evaluation") == 1 and "## Limitations\n\nSome." in text
+    assert "| NYUv2 | disparity | 0.125 |" in text and "| NYUv2 | depth | 0.250 |" in text and "0.5\n" not in text
+    assert card_eval_results(results("depth", 0.25)) == [
+        {"benchmark": "NYUv2", "protocol": "depth", "metrics": {"abs_rel": 0.25}}
+    ]
+    card.write_text("---\n{{ card_data }}\n---\ntemplate\n")
+    with pytest.raises(ValueError, match="YAML front matter"):
+        update_model_card(card, results("depth", 0.25))
 
 
 def test_cli_depth_protocol_da2k_and_skips(tiny_model_dir, tmp_path):
