@@ -1,0 +1,599 @@
+"""Shared machinery of the training stages, written once: accelerator, model and optimiser set-up, the step loop,
+checkpoints with resume, the NaN stop, logging, the final `from_pretrained` folder, its model card and the push.
+
+The stage scripts (`teacher.py`, `student.py`) only say how to get a batch and how to compute its loss::
+
+    accelerator = setup_accelerator(train_args)
+    model = build_model(model_args)
+    run = TrainingRun(accelerator, model, train_args, config_instances, streams={"labelled": stream}, stage="teacher")
+    run.train(next_batch, compute_loss)      # resumes, logs, checkpoints, stops on NaN
+    run.save_final(processor)                 # <output_dir>/final: model + processor + config + model card
+    accelerator.end_training()
+
+Checkpoints (`<output_dir>/checkpoint-<step>/`) hold Accelerate's state (model, optimiser, per-process RNG), our
+`trainer_state.json` (step, scheduler, bad-sample counts), one `stream_state_rank<r>.json` per process (the data
+stream positions), a `model/` `from_pretrained` folder, and a `COMPLETE` marker written last: `--resume latest`
+only considers complete checkpoints, so a run killed while saving resumes from the previous one.
+
+Multi-process on CPU: `torchrun --nproc_per_node 2 train/teacher.py ...` gives MULTI_CPU over gloo (we pass
+`cpu=True` when there is no GPU); the same scripts run under `accelerate launch` on GPUs, with DeepSpeed or FSDP
+configured by `accelerate config` (see train/README.md). Every script must end with `accelerator.end_training()`
+(facts §8: without it about one CPU run in four aborted at exit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from args import TrainArguments, flat_config, save_resolved_config
+from tqdm.auto import tqdm
+
+from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+
+logger = get_logger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+COMPLETE_MARKER = "COMPLETE"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: the run stops and the last good checkpoint is kept."""
+
+
+def setup_logging(main_process: bool = True) -> None:
+    """Plain `logging` to stderr: INFO on the main process, WARNING elsewhere."""
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO if main_process else logging.WARNING,
+        force=True,
+    )
+    for noisy in ("datasets", "urllib3", "httpx", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def setup_accelerator(
+    output_dir: str,
+    mixed_precision: str = "no",
+    gradient_accumulation_steps: int = 1,
+    report_to: str = "none",
+    seed: int = 0,
+) -> Accelerator:
+    """An `Accelerator` that works the same under `accelerate launch` on GPUs and `torchrun` on CPUs.
+
+    Without a GPU it passes `cpu=True`, which gives MULTI_CPU over gloo under torchrun (facts §8).
+    """
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu and mixed_precision == "fp16":
+        raise ValueError("mixed_precision='fp16' needs a GPU; use 'bf16' on CPU (got 'fp16' without CUDA)")
+    accelerator = Accelerator(
+        cpu=on_cpu,
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        log_with="tensorboard" if report_to == "tensorboard" else None,
+        project_config=ProjectConfiguration(project_dir=output_dir, logging_dir=os.path.join(output_dir, "logs")),
+    )
+    setup_logging(accelerator.is_main_process)
+    set_seed(seed + accelerator.process_index)
+    logger.info(f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
+                f"{accelerator.device}, mixed precision {mixed_precision}", main_process_only=True)
+    return accelerator
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _is_depth_anything(spec: str) -> bool:
+    """Whether `spec` (a folder or Hub id) holds a Depth Anything model rather than a plain DINOv2."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(spec, trust_remote_code=False) if not os.path.isdir(spec) else None
+    if config is None:
+        path = os.path.join(spec, "config.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{spec}: no config.json (need a from_pretrained folder)")
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("model_type") == "depth_anything"
+    return config.model_type == "depth_anything"
+
+
+def load_encoder_state(spec: str) -> dict[str, torch.Tensor]:
+    """DINOv2 encoder weights from a Hub id or folder (`Dinov2Model`), or from a Depth Anything model's encoder.
+
+    Returns a state dict with the key names of `Dinov2Model` / `Dinov2Backbone` (`embeddings.*`, `encoder.*`,
+    `layernorm.*`).
+    """
+    from transformers import Dinov2Model
+
+    if _is_depth_anything(spec):
+        return DepthAnythingForDepthEstimation.from_pretrained(spec).backbone.state_dict()
+    return Dinov2Model.from_pretrained(spec).state_dict()
+
+
+def copy_encoder_weights(model: DepthAnythingForDepthEstimation, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load DINOv2 weights into `model.backbone`; every backbone tensor must be provided, with the right shape."""
+    own = model.backbone.state_dict()
+    missing = sorted(set(own) - set(state))
+    wrong = sorted(k for k in own if k in state and own[k].shape != state[k].shape)
+    if missing or wrong:
+        raise ValueError(
+            f"{source}: encoder weights do not fit the model's backbone (missing {missing[:5]}, "
+            f"wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:5]]}); "
+            "pick a DINOv2 of the same size as the preset"
+        )
+    model.backbone.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+def build_model(model_args) -> DepthAnythingForDepthEstimation:
+    """The model to train: `init_from` a full model, or `preset` with the encoder from `encoder_init`."""
+    if model_args.init_from:
+        logger.info(f"Initialising the whole model from {model_args.init_from}")
+        model = DepthAnythingForDepthEstimation.from_pretrained(model_args.init_from)
+    else:
+        model = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(model_args.preset))
+        if model_args.encoder_init != "random":
+            logger.info(f"Initialising the encoder from {model_args.encoder_init}")
+            copy_encoder_weights(model, load_encoder_state(model_args.encoder_init), model_args.encoder_init)
+    if model_args.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # faster convolutions (1.4x measured on CPU, bf16)
+    return model
+
+
+class FrozenEncoder(torch.nn.Module):
+    """A frozen DINOv2 (`transformers.Dinov2Model`) returning its final layer-normed patch tokens.
+
+    The counterpart of the student's `out.patch_features` for the feature-alignment loss. Positions are interpolated
+    by transformers' formula, which differs from the student's `"original"` one by ~4e-3 relative on non-518 inputs.
+    """
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        return super().train(False)  # always in eval mode
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values (batch, 3, H, W) -> patch features (batch, H/14 * W/14, hidden)."""
+        hidden = self.encoder(pixel_values=pixel_values).last_hidden_state  # (batch, 1 + patches, hidden), normed
+        return hidden[:, 1:]  # (batch, patches, hidden): CLS dropped
+
+
+def build_frozen_encoder(spec: str, model: DepthAnythingForDepthEstimation) -> FrozenEncoder:
+    """The frozen DINOv2 for feature alignment: a Hub id/folder, a Depth Anything folder's encoder, or `"random"`
+    (a copy of `model`'s current encoder: in tests the student's random init stands in for DINOv2)."""
+    from transformers import Dinov2Model
+
+    encoder = Dinov2Model(model.config.backbone_config)
+    state = model.backbone.state_dict() if spec == "random" else load_encoder_state(spec)
+    own = encoder.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"{spec}: frozen encoder weights lack {missing[:5]}; use a DINOv2 of the student's size")
+    encoder.load_state_dict({k: state[k] for k in own})
+    return FrozenEncoder(encoder)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Optimiser and schedule
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_optimizer(model: torch.nn.Module, args: TrainArguments) -> torch.optim.Optimizer:
+    """AdamW with two groups: the encoder (`backbone.*`) at `encoder_lr`, the rest at `encoder_lr x multiplier`."""
+    encoder, decoder = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (encoder if name.startswith("backbone.") else decoder).append(parameter)
+    groups = [
+        {"params": encoder, "lr": args.encoder_lr, "name": "encoder"},
+        {"params": decoder, "lr": args.encoder_lr * args.decoder_lr_multiplier, "name": "decoder"},
+    ]
+    return torch.optim.AdamW(
+        [group for group in groups if group["params"]],
+        lr=args.encoder_lr,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.weight_decay,
+    )
+
+
+def lr_factor(step: int, args: TrainArguments) -> float:
+    """Multiplier of the base lr at optimiser step `step`: linear warm-up, then linear / poly decay to 0."""
+    if step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    if args.lr_schedule == "constant":
+        return 1.0
+    progress = (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps)
+    remaining = max(0.0, 1.0 - progress)
+    return remaining if args.lr_schedule == "linear" else remaining**args.poly_power
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, args: TrainArguments) -> torch.optim.lr_scheduler.LambdaLR:
+    """A `LambdaLR` over `lr_factor`, stepped once per optimiser step (not prepared by Accelerate, which would step
+    it once per process); its state goes into `trainer_state.json`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, args))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(output_dir: str, complete_only: bool = True) -> list[tuple[int, str]]:
+    """`(step, path)` of the checkpoints in `output_dir`, oldest first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = CHECKPOINT_PATTERN.match(name)
+        path = os.path.join(output_dir, name)
+        if match and (not complete_only or os.path.isfile(os.path.join(path, COMPLETE_MARKER))):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def resolve_checkpoint(output_dir: str, resume: str | None) -> str | None:
+    """The checkpoint folder to resume from: `None`, `"latest"` (newest complete one, or None) or a path."""
+    if not resume:
+        return None
+    if resume == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1][1] if checkpoints else None
+    if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+        raise FileNotFoundError(f"{resume}: not a checkpoint folder (no trainer_state.json)")
+    if not os.path.isfile(os.path.join(resume, COMPLETE_MARKER)):
+        raise ValueError(f"{resume}: incomplete checkpoint (the run was stopped while saving it)")
+    return resume
+
+
+def _write_json(path: str, payload: Any) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1)
+    os.replace(temporary, path)
+
+
+def _read_json(path: str) -> Any:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing from the checkpoint")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The step loop
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class TrainingRun:
+    """One training stage: owns the optimiser, schedule, checkpoints, logging and the final save.
+
+    Args:
+        accelerator: from `setup_accelerator`.
+        model: the model to train (not yet prepared).
+        args: `TrainArguments`.
+        config_instances: every config dataclass of the run (written to `resolved_config.yaml` and the card).
+        streams: data streams with `state_dict()` / `load_state_dict()` / `bad_counts()`, saved per process.
+        stage: `"teacher"` or `"student"` (for the model card and logs).
+    """
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        model: DepthAnythingForDepthEstimation,
+        args: TrainArguments,
+        config_instances: Iterable[Any],
+        streams: dict[str, Any],
+        stage: str,
+    ) -> None:
+        self.accelerator = accelerator
+        self.args = args
+        self.config_instances = list(config_instances)
+        self.streams = streams
+        self.stage = stage
+        self.global_step = 0
+        self.last_loss = float("nan")
+        self.images_seen = 0
+        os.makedirs(args.output_dir, exist_ok=True)
+        if accelerator.is_main_process:
+            save_resolved_config(os.path.join(args.output_dir, "resolved_config.yaml"), *self.config_instances)
+        optimizer = build_optimizer(model, args)
+        self.scheduler = build_scheduler(optimizer, args)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        if args.report_to == "tensorboard":
+            hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                       for k, v in flat_config(*self.config_instances).items()}
+            accelerator.init_trackers(stage, config=hparams)
+
+    # -- resume -------------------------------------------------------------------------------------------------------
+
+    def maybe_resume(self) -> None:
+        """Restore model, optimiser, RNG, schedule and stream positions from `resume_from_checkpoint`."""
+        path = resolve_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
+        if path is None:
+            if self.args.resume_from_checkpoint:
+                logger.info(f"No checkpoint in {self.args.output_dir}; starting from scratch", main_process_only=True)
+            return
+        state = _read_json(os.path.join(path, "trainer_state.json"))
+        if state["world_size"] != self.accelerator.num_processes:
+            raise ValueError(
+                f"{path}: saved with {state['world_size']} processes, resumed with {self.accelerator.num_processes}; "
+                "the stream positions are per process, resume with the same number"
+            )
+        self.accelerator.load_state(path)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.global_step = int(state["global_step"])
+        self.images_seen = int(state.get("images_seen", 0))
+        stream_state = _read_json(os.path.join(path, f"stream_state_rank{self.accelerator.process_index}.json"))
+        for name, stream in self.streams.items():
+            stream.load_state_dict(stream_state[name])
+        logger.info(f"Resumed from {path} at step {self.global_step}", main_process_only=True)
+
+    # -- checkpoints --------------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> str:
+        """Save a resumable checkpoint for the current step and rotate old ones (all processes must call this)."""
+        accelerator = self.accelerator
+        path = os.path.join(self.args.output_dir, f"checkpoint-{self.global_step}")
+        if accelerator.is_main_process and os.path.isdir(path):
+            shutil.rmtree(path)  # a stale, incomplete folder from a killed run
+        accelerator.wait_for_everyone()
+        accelerator.save_state(path)
+        os.makedirs(path, exist_ok=True)
+        _write_json(
+            os.path.join(path, f"stream_state_rank{accelerator.process_index}.json"),
+            {name: stream.state_dict() for name, stream in self.streams.items()},
+        )
+        if accelerator.is_main_process:
+            _write_json(os.path.join(path, "trainer_state.json"), {
+                "global_step": self.global_step,
+                "world_size": accelerator.num_processes,
+                "images_seen": self.images_seen,
+                "scheduler": self.scheduler.state_dict(),
+                "last_loss": self.last_loss,
+                "bad_samples": self.bad_counts(),
+            })
+            accelerator.unwrap_model(self.model).save_pretrained(os.path.join(path, "model"))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            with open(os.path.join(path, COMPLETE_MARKER), "w", encoding="utf-8") as handle:
+                handle.write(f"step {self.global_step}\n")
+            for _, old in list_checkpoints(self.args.output_dir, complete_only=False)[
+                : -self.args.checkpoints_total_limit
+            ]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return path
+
+    def bad_counts(self) -> dict[str, int]:
+        """Bad samples skipped so far, summed over the streams of this process."""
+        total: dict[str, int] = {}
+        for stream in self.streams.values():
+            for reason, count in stream.bad_counts().items():
+                total[reason] = total.get(reason, 0) + count
+        return total
+
+    # -- the loop -----------------------------------------------------------------------------------------------------
+
+    def train(
+        self,
+        next_batch: Callable[[], dict[str, torch.Tensor]],
+        compute_loss: Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]],
+    ) -> None:
+        """Run optimiser steps until `max_steps`, resuming first if asked.
+
+        `next_batch()` returns this process's next micro-batch (tensors on any device; moved here);
+        `compute_loss(model, batch)` returns `(loss, {name: float})` for logging.
+
+        Raises:
+            NonFiniteLossError: the loss of any process became NaN/inf; nothing of that step is applied or saved.
+        """
+        args, accelerator = self.args, self.accelerator
+        self.maybe_resume()
+        self.model.train()
+        progress = tqdm(total=args.max_steps, initial=self.global_step, desc=self.stage,
+                        disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+        window_start, window_images = time.perf_counter(), 0
+        while self.global_step < args.max_steps:
+            step_losses: list[float] = []
+            step_logs: dict[str, float] = {}
+            for _ in range(args.gradient_accumulation_steps):
+                batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in next_batch().items()}
+                with accelerator.accumulate(self.model):
+                    loss, logs = compute_loss(self.model, batch)
+                    if args.debug_nan_at_step is not None and self.global_step + 1 == args.debug_nan_at_step:
+                        loss = loss * float("nan")
+                    self._check_finite(loss)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and args.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                step_losses.append(float(self._reduced_loss))
+                for key, value in logs.items():
+                    step_logs[key] = step_logs.get(key, 0.0) + value / args.gradient_accumulation_steps
+                step_images = batch.get("batch_size", 0) or batch["pixel_values"].shape[0]
+                step_images *= accelerator.num_processes
+                window_images += step_images
+                self.images_seen += step_images
+            self.scheduler.step()
+            self.global_step += 1
+            self.last_loss = sum(step_losses) / len(step_losses)
+            progress.update(1)
+            progress.set_postfix(loss=f"{self.last_loss:.4f}")
+            if self.global_step % args.logging_steps == 0 or self.global_step == args.max_steps:
+                elapsed = time.perf_counter() - window_start
+                self._log(step_logs, images_per_second=window_images / max(elapsed, 1e-9))
+                window_start, window_images = time.perf_counter(), 0
+            if self.global_step % args.checkpointing_steps == 0 or self.global_step == args.max_steps:
+                path = self.save_checkpoint()
+                logger.info(f"Saved {path}", main_process_only=True)
+        progress.close()
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Average the loss over processes and stop every process together if any of them is not finite."""
+        detached = loss.detach().float().reshape(1)  # (1,)
+        finite = torch.isfinite(detached)
+        packed = torch.cat([torch.where(finite, detached, torch.zeros_like(detached)), (~finite).float()])  # (2,)
+        packed = self.accelerator.reduce(packed.to(self.accelerator.device), reduction="sum")
+        if packed[1] > 0:
+            checkpoints = list_checkpoints(self.args.output_dir)
+            last = checkpoints[-1][1] if checkpoints else "none (no checkpoint was saved before)"
+            message = (
+                f"Loss is not finite ({loss.item()}) at step {self.global_step + 1} on "
+                f"{int(packed[1].item())} process(es); stopping without applying or saving this step. "
+                f"Last good checkpoint: {last}. Lower the learning rate or check the data, then resume with "
+                "--resume_from_checkpoint latest."
+            )
+            logger.error(message)
+            raise NonFiniteLossError(message)
+        self._reduced_loss = packed[0].item() / self.accelerator.num_processes
+
+    def _log(self, step_logs: dict[str, float], images_per_second: float) -> None:
+        lr = {f"train/lr_{group.get('name', i)}": group["lr"] for i, group in enumerate(self.optimizer.param_groups)}
+        bad = {f"data/bad_{reason}": count for reason, count in self.bad_counts().items()}
+        record = {"train/loss": self.last_loss, **{f"train/{k}": v for k, v in step_logs.items()}, **lr, **bad,
+                  "train/images_per_second": images_per_second}
+        if self.args.report_to == "tensorboard":
+            self.accelerator.log(record, step=self.global_step)
+        if self.accelerator.is_main_process:
+            with open(os.path.join(self.args.output_dir, "losses.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": self.global_step, **record}) + "\n")
+        logger.info(f"step {self.global_step}: loss {self.last_loss:.4f}, {images_per_second:.1f} images/s",
+                    main_process_only=True)
+
+    # -- the final folder ---------------------------------------------------------------------------------------------
+
+    def save_final(self, processor: DepthAnythingImageProcessor, card_notes: str = "") -> str:
+        """Write `<output_dir>/final`: model, processor, resolved config and model card; push if asked."""
+        accelerator = self.accelerator
+        final = os.path.join(self.args.output_dir, "final")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            save_pretrained_folder(accelerator.unwrap_model(self.model), processor, final, self.config_instances,
+                                   stage=self.stage, steps=self.global_step, last_loss=self.last_loss,
+                                   bad_samples=self.bad_counts(), notes=card_notes)
+            logger.info(f"Saved the final model to {final}")
+            if self.args.push_to_hub:
+                push_folder(final, self.args.hub_model_id, repo_type="model", private=self.args.hub_private)
+        accelerator.wait_for_everyone()
+        return final
+
+
+def save_pretrained_folder(
+    model: DepthAnythingForDepthEstimation,
+    processor: DepthAnythingImageProcessor,
+    folder: str,
+    config_instances: list[Any],
+    stage: str,
+    steps: int,
+    last_loss: float,
+    bad_samples: dict[str, int],
+    notes: str = "",
+) -> None:
+    """A `from_pretrained` folder: weights (safetensors), config, processor, `training_config.yaml`, `README.md`."""
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    save_resolved_config(os.path.join(folder, "training_config.yaml"), *config_instances)
+    with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
+        handle.write(model_card(model, config_instances, stage, steps, last_loss, bad_samples, notes))
+
+
+def model_card(
+    model: DepthAnythingForDepthEstimation,
+    config_instances: list[Any],
+    stage: str,
+    steps: int,
+    last_loss: float,
+    bad_samples: dict[str, int],
+    notes: str = "",
+) -> str:
+    """A Hub model card generated from the resolved config of the run."""
+    import yaml
+
+    flat = flat_config(*config_instances)
+    parameters = sum(p.numel() for p in model.parameters())
+    sources = [*flat.get("labelled", []), *flat.get("unlabelled", [])]
+    if flat.get("pseudo_labels"):
+        sources.append(f"pseudo:{flat['pseudo_labels']}")
+    kind = model.config.depth_estimation_type
+    output = "relative disparity (inverse depth up to an unknown scale and shift), not metres" if kind == "relative" \
+        else f"metric depth in metres (max {model.config.max_depth})"
+    return f"""---
+library_name: transformers
+pipeline_tag: depth-estimation
+license: apache-2.0
+tags:
+- depth-anything
+- depth-estimation
+- {stage}
+---
+
+# Depth Anything {stage} ({flat.get('preset', 'custom')}, {parameters / 1e6:.1f}M parameters)
+
+Trained with depth-anything-hf (`train/{stage}.py`) for {steps} optimiser steps; final training loss {last_loss:.4f}.
+Output: {output}.
+
+## Usage
+
+```python
+from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+processor = AutoImageProcessor.from_pretrained("<this folder or repo>", trust_remote_code=True)
+model = AutoModelForDepthEstimation.from_pretrained("<this folder or repo>", trust_remote_code=True)
+inputs = processor(image, return_tensors="pt")
+depth = processor.post_process_depth_estimation(model(**inputs), target_sizes=[image.size[::-1]])[0]["predicted_depth"]
+```
+
+## Training data
+
+{', '.join(f'`{s}`' for s in sources) or 'see the config below'}. Bad samples skipped: {bad_samples or 'none'}.
+{notes}
+
+## Training configuration
+
+```yaml
+{yaml.safe_dump(flat, sort_keys=True).strip()}
+```
+
+## Limitations
+
+{'Relative' if kind == 'relative' else 'Metric'} depth from a single image; small or briefly trained models are
+demonstrations of the pipeline, not replacements for the released checkpoints.
+"""
+
+
+def is_local_target(target: str) -> bool:
+    """A push target given as a local folder: an absolute path, `./...`, `../...` or `file://...`."""
+    return target.startswith(("/", "./", "../", "file://", "~")) or os.path.isdir(target)
+
+
+def push_folder(folder: str, target: str, repo_type: str = "model", private: bool = False) -> str:
+    """Copy `folder` to a local target folder, or upload it to the Hub repo `target` (created if needed)."""
+    if is_local_target(target):
+        destination = os.path.expanduser(target.removeprefix("file://"))
+        shutil.copytree(folder, destination, dirs_exist_ok=True)
+        logger.info(f"Copied {folder} to {destination}", main_process_only=False)
+        return destination
+    from huggingface_hub import create_repo, upload_folder
+
+    repo_id = create_repo(target, repo_type=repo_type, private=private, exist_ok=True).repo_id
+    upload_folder(repo_id=repo_id, folder_path=folder, repo_type=repo_type, commit_message=f"Upload {repo_type}")
+    logger.info(f"Pushed {folder} to https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
+                main_process_only=False)
+    return repo_id

@@ -1,0 +1,55 @@
+"""Stage 1: train the teacher on labelled and/or synthetic depth (V1: real labelled, affine-invariant loss; V2:
+synthetic only, affine-invariant + 2 x gradient matching).
+
+    python train/teacher.py --config train/configs/tiny_teacher.yaml --output_dir runs/teacher          # 1 process
+    torchrun --nproc_per_node 2 train/teacher.py --config train/configs/tiny_teacher.yaml ...            # 2 on CPU
+    accelerate launch train/teacher.py --config train/configs/v2_teacher_vitg_synthetic.yaml             # GPUs
+
+Writes `<output_dir>/final` (a `from_pretrained` folder), checkpoints, TensorBoard logs and `losses.jsonl`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a script folder
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+
+from args import DataArguments, ModelArguments, TeacherArguments, TrainArguments, parse_args  # noqa: E402
+from common import TrainingRun, build_model, setup_accelerator  # noqa: E402
+from stage_data import SampleStream, prepare_labelled, raw_source  # noqa: E402
+
+from modeling_depth_anything import DepthAnythingImageProcessor  # noqa: E402
+from modeling_depth_anything.losses import depth_loss  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    model_args, data_args, train_args, teacher_args = parse_args(
+        ModelArguments, DataArguments, TrainArguments, TeacherArguments, argv=argv
+    )
+    if not data_args.labelled:
+        raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or folder:PATH")
+    accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
+                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed)
+    try:
+        rank, world = accelerator.process_index, accelerator.num_processes
+        sources = [raw_source(spec, data_args, True, rank, world) for spec in data_args.labelled]
+        stream = SampleStream(sources, prepare_labelled, data_args, seed=train_args.seed * 1000 + rank, name="labelled")
+        run = TrainingRun(accelerator, build_model(model_args), train_args,
+                          [model_args, data_args, train_args, teacher_args], {"labelled": stream}, stage="teacher")
+
+        def compute_loss(model, batch):
+            prediction = model(pixel_values=batch["pixel_values"]).predicted_depth  # (batch, H, W)
+            loss = depth_loss(prediction, batch["labels"], batch["valid_mask"],
+                              gradient_weight=teacher_args.gradient_weight)
+            return loss, {}
+
+        run.train(lambda: stream.next_batch(train_args.per_device_batch_size), compute_loss)
+        run.save_final(DepthAnythingImageProcessor(size=model_args.processor_size))
+    finally:
+        accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()
