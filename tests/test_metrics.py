@@ -219,3 +219,76 @@ def test_evaluate_model_on_tiny_model():
     assert "does not match" in result["skipped"][-1]["reason"]
     assert set(result["metrics"]) == set(METRIC_NAMES) and all(math.isfinite(v) for v in result["metrics"].values())
     assert result["prediction_type"] == "disparity" and len(result["examples"]) == 1
+
+
+class IntensityModel(torch.nn.Module):
+    """Stub 'model' whose disparity is the input's first channel: exact up to an affine map and resampling."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Config", (), {"depth_estimation_type": "relative"})()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, pixel_values):
+        # + 5: normalised values can be negative, and post-processing clamps predictions at 0.
+        return type("Output", (), {"predicted_depth": pixel_values[:, 0] + 5 + 0 * self.anchor})()  # (B, H, W)
+
+
+def disparity_coded_sample(height=42, width=70):
+    """Depth varying along both axes; the image's grey level is proportional to disparity."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    depth = 1.0 + 3.0 * rows / height + 1.5 * cols / width  # (H, W) metres
+    disparity = 1.0 / depth
+    grey = np.round(255 * (disparity - disparity.min()) / (disparity.max() - disparity.min())).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2), depth  # (H, W, 3), (H, W)
+
+
+def test_evaluate_model_end_to_end_orientation_with_exact_model():
+    from modeling_depth_anything import DepthAnythingImageProcessor
+
+    image, depth = disparity_coded_sample()
+    processor = DepthAnythingImageProcessor(size=42)
+    for protocol in ("disparity", "depth"):
+        result = evaluate_model(IntensityModel(), processor, [(image, depth, None, "x")], protocol, progress=False)
+        assert result["num_evaluated"] == 1
+        assert result["metrics"]["abs_rel"] < 0.01 and result["metrics"]["delta1"] == 1.0, result["metrics"]
+    # The same prediction transposed (a swapped H/W somewhere) or flipped scores far worse.
+    transposed = evaluate_predictions([np.flipud(image[..., 0]).astype(float)], [depth], protocol="disparity")
+    assert transposed["metrics"]["abs_rel"] > 0.1
+
+
+def test_da2k_end_to_end_orientation_with_exact_model(tmp_path):
+    import argparse
+    import importlib.util
+    import json
+
+    from benchmarks import load_benchmark
+    from PIL import Image
+
+    from modeling_depth_anything import DepthAnythingImageProcessor
+
+    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "eval" / "evaluate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    image, depth = disparity_coded_sample()
+    (tmp_path / "indoor").mkdir()
+    Image.fromarray(image).save(tmp_path / "indoor" / "a.png")
+    near, far = [0, 0], [41, 69]  # [h, w]: top-left is nearest, bottom-right farthest
+    pairs = [
+        {"point1": near, "point2": far, "closer_point": "point1"},
+        {"point1": far, "point2": near, "closer_point": "point2"},
+        {"point1": [5, 60], "point2": [30, 10], "closer_point": "point2"},  # depth 2.64 m vs 2.93 m: wrong on purpose
+    ]
+    assert depth[5, 60] < depth[30, 10]
+    (tmp_path / "annotations.json").write_text(json.dumps({"indoor/a.png": pairs}))
+    args = argparse.Namespace(batch_size=2, grid_samples=1, no_progress=True)
+    result = cli.run_da2k(
+        IntensityModel(),
+        DepthAnythingImageProcessor(size=42),
+        load_benchmark(f"da2k:{tmp_path}"),
+        args,
+        tmp_path / "g.png",
+    )
+    assert result["num_pairs"] == 3 and result["accuracy"] == pytest.approx(2 / 3)
+    assert result["per_scene"] == {"indoor": {"accuracy": pytest.approx(2 / 3), "pairs": 3}}
+    assert (tmp_path / "g.png").is_file()
