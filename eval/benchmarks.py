@@ -12,7 +12,7 @@ Options every depth benchmark takes: ``min_depth``, ``max_depth`` (metres), ``li
 | ``eth3d`` | ``<scene>/images/dslr_images*/X.JPG`` + ``<scene>/ground_truth_depth/dslr_images/X.JPG`` (raw float32, inf = none); a ``rgb/``→``depth/`` split tree also works | — | 1e-3–inf |
 | ``diode`` | ``{indoors,outdoor}/scene_*/scan_*/X.png`` + ``X_depth.npy`` + ``X_depth_mask.npy``; ``split=indoors|outdoor`` | — | 0.6–350 |
 | ``sintel`` | ``training/{final,clean}/<scene>/frame_N.png`` + ``training/depth/<scene>/frame_N.dpt``; ``pass=final|clean`` | — | 1e-3–70 |
-| ``hf`` | a ``datasets`` dataset (Hub id or ``save_to_disk`` folder); options ``split``, ``image``, ``depth``, ``mask`` (column names), ``depth_scale`` | — | 1e-3–inf |
+| ``hf`` | a ``datasets`` dataset (Hub id or ``save_to_disk`` folder); options ``split``, ``image``, ``depth``, ``mask`` (column names), ``depth_scale``, ``crop`` (``eigen``/``garg``) | optional | 1e-3–inf |
 | ``da2k`` | ``annotations.json`` = {image_path: [{"point1": [h, w], "point2": [h, w], "closer_point": "point1"}]} with images relative to ``PATH`` | — | pairwise |
 
 Samples are loaded lazily; a sample whose files are missing or inconsistent raises :class:`BadSampleError` naming the
@@ -409,8 +409,14 @@ def sintel(path: Path, options: dict[str, str]) -> DepthBenchmark:
 def hf_dataset(path: str, options: dict[str, str]) -> DepthBenchmark:
     """A ``datasets`` source: a Hub id (needs network or cache) or a ``save_to_disk`` folder. Options: ``split``
     (default ``test``), ``image``/``depth``/``mask`` column names (default ``image``, ``depth``, none), ``depth_scale``
-    (default 1.0; e.g. 0.001 for millimetre PNGs)."""
+    (default 1.0; e.g. 0.001 for millimetre PNGs), ``crop`` (``eigen`` or ``garg``, e.g. NYUv2 or KITTI from the Hub).
+    Set ``min_depth``/``max_depth`` to the dataset's range (e.g. ``max_depth=10`` for NYUv2)."""
     import datasets
+
+    crops = {"none": None, "eigen": eigen_crop_mask, "garg": garg_crop_mask}
+    crop_name = options.pop("crop", "none")
+    if crop_name not in crops:
+        raise ValueError(f"hf:{path}: crop must be one of {sorted(crops)}, got {crop_name!r}")
 
     split = options.pop("split", "test")
     image_column = options.pop("image", "image")
@@ -445,7 +451,7 @@ def hf_dataset(path: str, options: dict[str, str]) -> DepthBenchmark:
             depth = depth[..., 0]  # (H, W, 1) -> (H, W)
         return image, depth, mask
 
-    return DepthBenchmark("hf", path, entries, load, display_name=path, split=split)
+    return DepthBenchmark("hf", path, entries, load, crop=crops[crop_name], display_name=path, split=split)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -130,6 +130,10 @@ def test_datasets_source(tmp_path):
     assert len(benchmark) == 2 and sample.image.shape == (12, 16, 3)
     np.testing.assert_allclose(sample.depth, depth, atol=1e-3)
     assert sample.depth[sample.mask].max() <= 4
+    with pytest.raises(BadSampleError, match="480x640"):  # the Eigen crop is only defined on NYU's frame size
+        load_benchmark(f"hf:{tmp_path / 'ds'}?depth_scale=0.001&crop=eigen")[0]
+    with pytest.raises(ValueError, match="crop"):
+        load_benchmark(f"hf:{tmp_path / 'ds'}?crop=square")
     with pytest.raises(ValueError, match="column"):
         load_benchmark(f"hf:{tmp_path / 'ds'}?depth=disparity")
 
