@@ -29,9 +29,19 @@ class UsageError(Exception):
     """A problem with what the user asked for; reported in one line with exit status 2."""
 
 
+def _logging_options() -> argparse.ArgumentParser:
+    """--verbose/--quiet, accepted before or after the subcommand."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    parent.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="warnings and errors only, no progress bar")
+    return parent
+
+
 def _add_predict_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
+        parents=[_logging_options()],
         help="depth for images, folders, glob patterns and videos",
         description="Predict depth. Relative models give affine-invariant disparity (large = near), metric models "
         "give metres; see the `ply` format's note on turning disparity into depth.",
@@ -74,7 +84,7 @@ def _add_convert_parser(subparsers) -> None:
 
 
 def _add_export_parser(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="ONNX export, checked against PyTorch with onnxruntime")
+    parser = subparsers.add_parser("export", parents=[_logging_options()], help="ONNX export, checked against PyTorch with onnxruntime")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"save_pretrained folder or Hub id (default {DEFAULT_MODEL})")
     parser.add_argument("--output", "-o", required=True, help="the .onnx file to write")
     parser.add_argument("--height", type=int, default=518, help="input height, a multiple of 14 (518)")
@@ -88,9 +98,8 @@ def _add_export_parser(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depth-anything", description=__doc__.split("\n")[0])
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    parser.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only, no progress bar")
+    parser = argparse.ArgumentParser(prog="depth-anything", description=__doc__.split("\n")[0],
+                                     parents=[_logging_options()])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_predict_parser(subparsers)
     _add_convert_parser(subparsers)
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="convert", convert_args=argv[1:], verbose=False, quiet=False, handler=run_convert)
     else:
         args = parser.parse_args(argv)
+        args.verbose, args.quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("depth_anything").setLevel(level)
