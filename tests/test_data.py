@@ -135,7 +135,7 @@ def test_labelled_png_disparity_with_scale_streaming_and_not(tmp_path):
     ds.to_parquet(str(folder / "data" / "train-00000.parquet"))
     for streaming in (True, False):
         samples = list(load_labelled(str(folder), depth_column="disp", depth_kind="disparity", depth_scale=0.5,
-                                     streaming=streaming))
+                                     streaming=streaming, cache_dir=str(tmp_path / "cache")))
         assert [s["id"] for s in samples] == ["x0", "x1", "x2"]
         assert samples[0]["depth_kind"] == "disparity"
         assert samples[0]["depth"][0, 1] == pytest.approx(1.0)  # raw 2 x scale 0.5

@@ -120,35 +120,57 @@ class Material:
 
     def shade(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Albedo at N surface points. u, v: (N,) metres. Returns (3, N) float32."""
-        s = self.scale
+        inv = 1.0 / self.scale
+        # integer cell indices and fractional parts, offset to stay positive (truncation == floor); int ops are
+        # several times faster than np.floor / % on float arrays
         if self.pattern == "checker":
-            mix = ((np.floor(u / s) + np.floor(v / s)) % 2).astype(np.float32)
+            mix = ((_cells(u, inv) + _cells(v, inv)) & 1).astype(np.float32)
         elif self.pattern == "stripes":
-            mix = (np.floor(u / s) % 2).astype(np.float32)
+            mix = (_cells(u, inv) & 1).astype(np.float32)
         elif self.pattern == "bricks":
-            row = np.floor(v / (0.5 * s))
-            col = u / s + 0.5 * (row % 2)
-            mortar = ((v / (0.5 * s)) % 1.0 < 0.1) | (col % 1.0 < 0.05)
+            row_position = v * (2.0 * inv) + _OFFSET
+            row = row_position.astype(np.int32)
+            column_position = u * inv + _OFFSET + 0.5 * (row & 1)
+            mortar = (row_position - row < 0.1) | (column_position - column_position.astype(np.int32) < 0.05)
             mix = mortar.astype(np.float32)
         elif self.pattern == "planks":
-            plank = np.floor(u / s)
-            mix = 0.6 * _sample_noise(plank * 7.3 + v * 0.3, plank * 3.1, 16.0) + 0.4 * ((u / s) % 1.0 < 0.04)
+            position = u * inv + _OFFSET
+            plank = position.astype(np.int32)
+            mix = np.float32(0.6) * _sample_noise(plank * 7.3 + v * 0.3, plank * 3.1, 16.0)
+            mix += np.float32(0.4) * (position - plank < 0.04)
         elif self.pattern == "windows":
-            wx = (u / s) % 1.0
-            wy = (v / (1.2 * s)) % 1.0
+            wx, wy = _fraction(u, inv), _fraction(v, inv / 1.2)
             mix = ((wx > 0.25) & (wx < 0.75) & (wy > 0.3) & (wy < 0.8)).astype(np.float32)
         elif self.pattern == "road":
-            dashed = (np.abs(u) < 0.08) & ((v / 3.0) % 1.0 < 0.5)
-            mix = dashed.astype(np.float32)
+            mix = ((np.abs(u) < 0.08) & (_fraction(v, 1.0 / 3.0) < 0.5)).astype(np.float32)
         elif self.pattern == "grass":
-            mix = _sample_noise(u, v, 2.0 / s)
+            mix = _sample_noise(u, v, 2.0 * inv)
         else:
-            mix = _sample_noise(u, v, 1.0 / s) * 0.5
-        mix = mix.astype(np.float32, copy=False)
+            mix = _sample_noise(u, v, inv) * np.float32(0.5)
         albedo = self.color[:, None] + (self.color2 - self.color)[:, None] * mix[None, :]  # (3, N)
         if self.grain > 0:
-            albedo *= (1.0 - self.grain + 2.0 * self.grain * _sample_noise(u + 0.37 * v, v - 0.21 * u, 23.0))[None, :]
+            grain = _sample_noise(u + 0.37 * v, v - 0.21 * u, 23.0) * np.float32(2.0 * self.grain)
+            albedo *= (grain + np.float32(1.0 - self.grain))[None, :]
         return albedo
+
+
+_OFFSET = 4096.0  # cells: keeps world coordinates positive so that int truncation is floor
+
+
+def _cells(x: np.ndarray, inv_scale: float) -> np.ndarray:
+    """Integer cell index floor(x / scale) (+ a constant), (N,) int32."""
+    return (x * inv_scale + _OFFSET).astype(np.int32)
+
+
+def _fraction(x: np.ndarray, inv_scale: float) -> np.ndarray:
+    """Fractional part of x / scale, (N,) float32 in [0, 1)."""
+    position = x * inv_scale + _OFFSET
+    return position - position.astype(np.int32)
+
+
+def _pick(rng: np.random.Generator, options: tuple):
+    """One of `options`, uniformly (faster than `rng.choice`, which builds an array every call)."""
+    return options[int(rng.integers(len(options)))]
 
 
 def _random_color(rng: np.random.Generator, saturation: float = 0.5, value: tuple[float, float] = (0.25, 0.9)) -> np.ndarray:
@@ -164,7 +186,7 @@ def _random_color(rng: np.random.Generator, saturation: float = 0.5, value: tupl
 def _random_material(rng: np.random.Generator, patterns: tuple[str, ...], scale: tuple[float, float] = (0.2, 1.0)) -> Material:
     color = _random_color(rng)
     color2 = np.clip(color * rng.uniform(0.4, 1.4) + rng.uniform(-0.15, 0.15, 3), 0.02, 1.0).astype(np.float32)
-    return Material(color, color2, str(rng.choice(patterns)), float(rng.uniform(*scale)), float(rng.uniform(0.05, 0.3)))
+    return Material(color, color2, _pick(rng, patterns), float(rng.uniform(*scale)), float(rng.uniform(0.05, 0.3)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -236,12 +258,20 @@ class Box:
         v = np.where(on_y, lz, ly + self.half[1])
         if self.face_materials is None:
             return normal, self.material.shade(u, v)
+        # face index 0..5 (-x, +x, -y, +y, -z, +z), then one shading call per distinct material
+        positive = (on_x & (rx > 0)) | (on_y & (ry > 0)) | (on_z & (rz > 0))
+        face = 2 * (on_y.view(np.int8) + 2 * on_z.view(np.int8)) + positive.view(np.int8)  # (N,) int8
         albedo = np.empty((3, len(u)), np.float32)
-        for face, (on_face, coordinate) in enumerate(((on_x, rx), (on_y, ry), (on_z, rz))):
-            for positive in (False, True):
-                sel = on_face & ((coordinate > 0) == positive)
-                if sel.any():
-                    albedo[:, sel] = self.face_materials[2 * face + positive].shade(u[sel], v[sel])
+        materials: list[Material] = []  # distinct by identity, in face order
+        for material in self.face_materials:
+            if not any(material is known for known in materials):
+                materials.append(material)
+        group_of_face = np.array([next(i for i, m in enumerate(materials) if m is f) for f in self.face_materials], np.int8)
+        group = group_of_face[face]
+        for index, material in enumerate(materials):
+            points = np.flatnonzero(group == index)
+            if len(points):
+                albedo[:, points] = material.shade(u[points], v[points])
         return normal, albedo
 
 
@@ -354,15 +384,23 @@ class GroundPlane:
 # Scene families. Each returns (primitives, camera position (3,), yaw, pitch, roll, outdoor: bool)
 
 
-def _scatter(rng, n, x_range, z_range, keep_clear: float, occupied: list) -> list:
+def _scatter(rng, n, x_range, z_range, keep_clear: float, occupied: list, view_yaw: float | None = None) -> list:
     """Up to `n` ground positions (x, z) inside the ranges, at least `keep_clear` metres from the camera at the origin
-    and roughly apart from each other."""
-    points = []
-    for _ in range(n * 4):
+    and from each other. With `view_yaw`, three in four are drawn inside the camera's horizontal view cone."""
+    points: list = []
+    max_distance = math.hypot(max(map(abs, x_range)), max(map(abs, z_range)))
+    for _ in range(n * 6):
         if len(points) == n:
             break
-        x, z = rng.uniform(*x_range), rng.uniform(*z_range)
-        if math.hypot(x, z) < keep_clear or any(math.hypot(x - a, z - b) < r for a, b, r in occupied):
+        if view_yaw is not None and rng.random() < 0.75:
+            angle, distance = view_yaw + rng.uniform(-0.6, 0.6), rng.uniform(keep_clear, max_distance)
+            x, z = distance * math.sin(angle), distance * math.cos(angle)  # camera forward is (sin yaw, cos yaw)
+            if not (x_range[0] <= x <= x_range[1] and z_range[0] <= z <= z_range[1]):
+                continue
+        else:
+            x, z = rng.uniform(*x_range), rng.uniform(*z_range)
+        taken = occupied + [(a, b, keep_clear) for a, b in points]
+        if math.hypot(x, z) < keep_clear or any(math.hypot(x - a, z - b) < r for a, b, r in taken):
             continue
         points.append((x, z))
     return points
@@ -370,7 +408,7 @@ def _scatter(rng, n, x_range, z_range, keep_clear: float, occupied: list) -> lis
 
 def _furniture(rng, x, z, floor_material) -> list:
     """A random piece of furniture standing on the floor at (x, z): table, cabinet, ball, lamp or stool."""
-    kind = rng.choice(["table", "cabinet", "ball", "lamp", "stool", "cabinet"])
+    kind = _pick(rng, ("table", "cabinet", "ball", "lamp", "stool", "cabinet"))
     material = _random_material(rng, ("plain", "planks", "stripes", "checker"), (0.1, 0.5))
     yaw = rng.uniform(0, math.pi)
     if kind == "table":
@@ -411,7 +449,8 @@ def _room(rng: np.random.Generator):
     x_range = (center[0] - width / 2 + 0.4, center[0] + width / 2 - 0.4)
     z_range = (center[2] - depth / 2 + 0.4, center[2] + depth / 2 - 0.4)
     occupied: list = []
-    for x, z in _scatter(rng, int(rng.integers(3, 10)), x_range, z_range, 0.8, occupied):
+    yaw = rng.uniform(-math.pi, math.pi) if rng.random() < 0.3 else rng.uniform(-0.6, 0.6)
+    for x, z in _scatter(rng, int(rng.integers(4, 12)), x_range, z_range, 0.8, occupied, view_yaw=yaw):
         parts += _furniture(rng, x, z, floor)
         occupied.append((x, z, 0.8))
     for _ in range(int(rng.integers(0, 4))):  # pictures / windows on the walls
@@ -427,7 +466,6 @@ def _room(rng: np.random.Generator):
             z = center[2] + (1 if side == 3 else -1) * (depth / 2 - 0.02)
             x = center[0] + rng.uniform(-0.4, 0.4) * width
             parts.append(Box(np.array([x, y, z]), np.array([w / 2, h / 2, 0.03]), 0.0, art))
-    yaw = rng.uniform(-math.pi, math.pi) if rng.random() < 0.3 else rng.uniform(-0.6, 0.6)
     pitch = rng.uniform(-0.45, 0.15)
     return parts, np.array([0.0, cam_h, 0.0]), yaw, pitch, rng.uniform(-0.06, 0.06), False
 
@@ -454,7 +492,7 @@ def _street(rng: np.random.Generator):
                                  0.0, facade))
             z += length + rng.uniform(0, 6)
     for _ in range(int(rng.integers(1, 9))):  # cars: a body and a cabin
-        lane = rng.choice([-0.5, 0.5]) * road_half
+        lane = _pick(rng, (-0.5, 0.5)) * road_half
         x, z = lane + rng.uniform(-0.6, 0.6) - cam_x, rng.uniform(3, 90)
         length, width, height = rng.uniform(3.5, 5.0), rng.uniform(1.6, 2.0), rng.uniform(0.6, 0.9)
         paint = _random_material(rng, ("plain",), (0.5, 1.0))
@@ -464,7 +502,7 @@ def _street(rng: np.random.Generator):
         parts.append(Box(np.array([x, 0.3 + height + 0.3, z - 0.2]), np.array([width / 2 - 0.1, 0.3, length / 4]), yaw, glass))
     bark = Material(np.array([0.35, 0.25, 0.15], np.float32), np.array([0.2, 0.15, 0.1], np.float32), "stripes", 0.1, 0.3)
     for _ in range(int(rng.integers(0, 8))):  # trees and poles on the sidewalks
-        side = rng.choice([-1, 1])
+        side = _pick(rng, (-1, 1))
         x, z = side * (road_half + walk * rng.uniform(0.2, 0.8)) - cam_x, rng.uniform(2, 120)
         if rng.random() < 0.5:
             h = rng.uniform(2, 5)
@@ -564,7 +602,7 @@ def render_scene(rng: np.random.Generator, config: SyntheticConfig) -> dict:
     ``sky_mask`` (H, W) bool, ``scene`` (str) and ``fov_deg`` (float).
     """
     height, width = config.height, config.width
-    kind = str(rng.choice(config.scene_kinds))
+    kind = _pick(rng, config.scene_kinds)
     primitives, origin, yaw, pitch, roll, outdoor = _SCENES[kind](rng)
     origin = tuple(float(value) for value in origin)
     fov = math.radians(rng.uniform(*config.fov_range_deg))
