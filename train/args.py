@@ -76,62 +76,55 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """Where samples come from and how they are cropped.
+    """Where samples come from and how they are cropped (the data engine: `train/data.py`).
 
-    Source specs (lists, mixed in order): `"synthetic"` (procedural scenes of `train/synthetic.py`), `"folder:PATH"`
-    (labelled: one sub-folder per sample with `image.*` and `depth.png` (uint16 mm) or `depth.npy` (float metres),
-    the layout of the shipped RGB-D samples; unlabelled: any tree of image files), `"pseudo:PATH"` (a pseudo-label
-    folder written by `train/pseudo_label.py`).
+    Source specs: `"synthetic"` (procedural scenes of `train/synthetic.py`), or anything `data.load_labelled` /
+    `data.load_unlabelled` reads: a local "rgbd folder" (`<sample>/image.png` + `depth.png` in millimetres, like the
+    shipped RGB-D samples), an image folder, parquet/webdataset files, or a Hub dataset id.
 
     Args:
-        labelled (`list[str]`): labelled sources (teacher; the student's labelled third in V1 mode).
+        labelled (`list[str]`): labelled sources (the teacher; the student's labelled part in V1 mode).
         unlabelled (`list[str]`): unlabelled images (pseudo-labelling input; the student in online-teacher mode).
-        pseudo_labels (`str`, *optional*): pseudo-label folder for the student (the `--output_dir` of pseudo_label).
-        crop_height (`int`, defaults to 518): training crop height (a multiple of 14).
-        crop_width (`int`, defaults to 518): training crop width (a multiple of 14).
-        resize_short_side (`int`, *optional*): resize so the short side is this before cropping; defaults to
-            `max(crop_height, crop_width)` (the recipe: short side 518, random 518x518 crop). An image whose resized
-            long side would be shorter than the crop is resized further so that the crop fits.
+        pseudo_labels (`str`, *optional*): the student's pseudo-labels: the `--output_dir` of `pseudo_label.py` (or
+            a Hub dataset id / a folder it was pushed to).
+        crop_size (`int`, defaults to 518): the short side is resized to this, then a random square crop of this
+            size (a multiple of 14) is taken (facts §4).
         hflip (`bool`, defaults to True): random horizontal flips.
+        image_column / depth_column (`str`): columns of `datasets` labelled sources ("image", "depth").
+        depth_kind (`str`, defaults to `"depth"`): `"depth"` or `"disparity"` values in `depth_column`.
+        depth_scale (`float`, defaults to 1.0): multiplies raw depth values (0.001 for millimetre PNGs).
+        max_depth (`float`, *optional*): larger (scaled) depths are invalid.
         synthetic_height (`int`, defaults to 256): rendered synthetic image height.
         synthetic_width (`int`, defaults to 256): rendered synthetic image width.
-        synthetic_seed (`int`, defaults to 0): seed of the synthetic stream (evaluation uses other seeds).
-        synthetic_num_shards (`int`, defaults to 8): sub-streams, shared out between processes.
-        max_bad_fraction (`float`, defaults to 0.5): stop with an error when more than this share of the samples
-            read so far (after at least 20) were bad; a stream of broken data should not train silently.
+        synthetic_seed (`int`, defaults to 0): seed of the synthetic stream (held-out evaluation uses other seeds).
+        synthetic_num_shards (`int`, defaults to 8): sub-streams, shared out between processes (a multiple of the
+            number of processes).
     """
 
     labelled: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     pseudo_labels: str | None = None
-    crop_height: int = 518
-    crop_width: int = 518
-    resize_short_side: int | None = None
+    crop_size: int = 518
     hflip: bool = True
+    image_column: str = "image"
+    depth_column: str = "depth"
+    depth_kind: str = "depth"
+    depth_scale: float = 1.0
+    max_depth: float | None = None
     synthetic_height: int = 256
     synthetic_width: int = 256
     synthetic_seed: int = 0
     synthetic_num_shards: int = 8
-    max_bad_fraction: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("crop_height", "crop_width", "synthetic_height", "synthetic_width", "synthetic_num_shards"):
+        for name in ("crop_size", "synthetic_height", "synthetic_width", "synthetic_num_shards"):
             _positive_int(name, getattr(self, name))
-        for name in ("crop_height", "crop_width"):
-            if getattr(self, name) % 14:
-                raise ValueError(f"{name} must be a multiple of the patch size 14, got {getattr(self, name)!r}")
-        if self.resize_short_side is None:
-            self.resize_short_side = max(self.crop_height, self.crop_width)
-        if self.resize_short_side < min(self.crop_height, self.crop_width):
-            raise ValueError(
-                f"resize_short_side ({self.resize_short_side!r}) must be >= the crop's short side "
-                f"({self.crop_height}x{self.crop_width})"
-            )
-        for spec in [*self.labelled, *self.unlabelled]:
-            if spec != "synthetic" and not spec.startswith(("folder:", "pseudo:")):
-                raise ValueError(f"data source must be 'synthetic', 'folder:PATH' or 'pseudo:PATH', got {spec!r}")
-        if not 0 < self.max_bad_fraction <= 1:
-            raise ValueError(f"max_bad_fraction must be in (0, 1], got {self.max_bad_fraction!r}")
+        if self.crop_size % 14:
+            raise ValueError(f"crop_size must be a multiple of the patch size 14, got {self.crop_size!r}")
+        if self.depth_kind not in ("depth", "disparity"):
+            raise ValueError(f"depth_kind must be 'depth' or 'disparity', got {self.depth_kind!r}")
+        if not (isinstance(self.depth_scale, (int, float)) and self.depth_scale > 0):
+            raise ValueError(f"depth_scale must be > 0, got {self.depth_scale!r}")
 
 
 @dataclass
@@ -234,10 +227,11 @@ class StudentArguments:
     """Student stage (V1 Sec. 3, V2 Sec. 4).
 
     Args:
-        mode (`str`, defaults to `"v1"`): `"v1"`: batches of labelled + pseudo-labelled samples at
-            `labelled_share` (1:2), strong perturbations + CutMix on the pseudo-labelled part, feature alignment;
-            `"v2"`: pseudo-labelled samples only, with top-`trim` trimming.
-        labelled_share (`float`, defaults to 1/3): share of each batch taken from the labelled stream (V1 mode).
+        mode (`str`, defaults to `"v1"`): `"v1"`: batches of labelled + pseudo-labelled samples at `ratio`,
+            strong perturbations + CutMix on the pseudo-labelled part, feature alignment; `"v2"`: pseudo-labelled
+            samples only, with top-`trim` trimming.
+        ratio (`list[int]`, defaults to [1, 2]): labelled : pseudo-labelled samples per batch (V1 mode with labelled
+            sources); `per_device_batch_size` must split exactly.
         trim (`float`, *optional*): loss trimming share on pseudo-labels; default 0 in V1 mode, 0.1 in V2 mode.
         strong_perturbations (`bool`, defaults to True): colour jitter, grayscale and blur on the pseudo part.
         cutmix_prob (`float`, defaults to 0.5): CutMix probability per pseudo-labelled sample.
@@ -251,7 +245,7 @@ class StudentArguments:
     """
 
     mode: str = "v1"
-    labelled_share: float = 1.0 / 3.0
+    ratio: list[int] = field(default_factory=lambda: [1, 2])
     trim: float | None = None
     strong_perturbations: bool = True
     cutmix_prob: float = 0.5
@@ -267,8 +261,8 @@ class StudentArguments:
             self.trim = 0.1 if self.mode == "v2" else 0.0
         if not 0 <= self.trim < 1:
             raise ValueError(f"trim must be in [0, 1), got {self.trim!r}")
-        if not 0 <= self.labelled_share < 1:
-            raise ValueError(f"labelled_share must be in [0, 1), got {self.labelled_share!r}")
+        if len(self.ratio) != 2 or min(self.ratio) < 0 or self.ratio[1] < 1:
+            raise ValueError(f"ratio must be two integers labelled:pseudo with pseudo >= 1, got {self.ratio!r}")
         if not 0 <= self.cutmix_prob <= 1:
             raise ValueError(f"cutmix_prob must be in [0, 1], got {self.cutmix_prob!r}")
         _non_negative_float("feature_alignment_weight", self.feature_alignment_weight)

@@ -17,53 +17,47 @@ resized back to the image's own size, so image and label stay aligned for the st
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a script folder
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
+import data  # noqa: E402
+import pseudo_label_format  # noqa: E402
 import torch  # noqa: E402
 from args import DataArguments, PseudoLabelArguments, parse_args, save_resolved_config  # noqa: E402
-from common import push_folder, setup_accelerator  # noqa: E402
-from PIL import Image  # noqa: E402
-from stage_data import (  # noqa: E402
-    BadSampleError,
-    PseudoLabelWriter,
-    decode_image,
-    encode_disparity,
-    raw_source,
-    write_dataset_card,
-    written_ids,
-)
+from common import setup_accelerator  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor  # noqa: E402
 
 
-def _example_id_and_bytes(spec: str, example: dict) -> tuple[str, bytes | None, object]:
-    """(stable id, original encoded bytes or None, decodable source) of a raw unlabelled example."""
+def open_unlabelled(spec: str, data_args, stats: data.SampleStats):
+    """Decoded unlabelled stream of one spec; synthetic scenes (endless) use `synthetic_seed + 1000`."""
     if spec == "synthetic":
-        buffer = io.BytesIO()
-        example["image"].save(buffer, format="PNG")
-        return example["id"], buffer.getvalue(), example["image"]
-    root = spec.partition(":")[2]
-    path = example["id"]
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return os.path.relpath(path, root), data, data
+        return data.synthetic_stream(seed=data_args.synthetic_seed + 1000,
+                                     size=(data_args.synthetic_height, data_args.synthetic_width),
+                                     num_shards=data_args.synthetic_num_shards)
+    return data.load_unlabelled(spec, stats=stats)
+
+
+def original_bytes(spec: str, sample: dict):
+    """The untouched encoded file for local image folders (no re-compression); the decoded image otherwise."""
+    path = Path(spec) / str(sample["id"])
+    return path.read_bytes() if spec != "synthetic" and path.is_file() else sample["image"]
 
 
 def label_batch(teacher, processor, accelerator, images: list) -> list:
-    """Teacher disparity for each uint8 (H, W, 3) image, at the image's size: list of (H, W) float32 arrays."""
+    """Teacher disparity for each PIL image, at the image's own size: a list of (H, W) float32 arrays."""
     inputs = processor(images, return_tensors="pt")
     with torch.no_grad(), accelerator.autocast():
         outputs = teacher(pixel_values=inputs["pixel_values"].to(accelerator.device))
     maps = processor.post_process_depth_estimation(
-        outputs.predicted_depth.float().cpu(), target_sizes=[image.shape[:2] for image in images],
+        outputs.predicted_depth.float().cpu(), target_sizes=[(image.height, image.width) for image in images],
         resized_sizes=inputs.get("resized_sizes"),
     )
     return [entry["predicted_depth"].numpy() for entry in maps]
@@ -72,7 +66,7 @@ def label_batch(teacher, processor, accelerator, images: list) -> list:
 def main(argv: list[str] | None = None) -> None:
     data_args, args = parse_args(DataArguments, PseudoLabelArguments, argv=argv)
     if not data_args.unlabelled:
-        raise ValueError("nothing to label: give --unlabelled folder:PATH and/or synthetic")
+        raise ValueError("nothing to label: give --unlabelled <image folder, dataset or synthetic>")
     accelerator = setup_accelerator(args.output_dir, args.mixed_precision, seed=args.seed)
     try:
         rank, world = accelerator.process_index, accelerator.num_processes
@@ -88,83 +82,72 @@ def main(argv: list[str] | None = None) -> None:
             os.makedirs(args.output_dir, exist_ok=True)
             save_resolved_config(os.path.join(args.output_dir, "resolved_config.yaml"), data_args, args)
         accelerator.wait_for_everyone()
-        done = written_ids(args.output_dir)
-        writer = PseudoLabelWriter(args.output_dir, f"rank{rank}", args.shard_size)
-        skipped_path = os.path.join(args.output_dir, f"skipped-rank{rank}.jsonl")
+        done = pseudo_label_format.written_ids(args.output_dir)
+        writer = pseudo_label_format.PseudoLabelWriter(args.output_dir, teacher_id=args.teacher,
+                                                       shard_size=args.shard_size, shard_prefix=f"rank{rank}-")
         limit = None if args.max_images is None else -(-args.max_images // world)  # per process, rounded up
-        labelled, skipped, start = 0, 0, time.perf_counter()
-        progress = tqdm(desc=f"pseudo-labelling (rank {rank})", unit="img", disable=not accelerator.is_local_main_process)
-        pending: list[tuple[str, bytes, object]] = []
+        labelled, start, skipped = 0, time.perf_counter(), {}
+        progress = tqdm(desc="pseudo-labelling", unit="img", disable=not accelerator.is_local_main_process)
+        pending: list[tuple[str, object, object]] = []
 
         def flush_pending() -> None:
             nonlocal labelled
-            if not pending:
-                return
-            images = [image for _, _, image in pending]
-            for (item_id, data, image), disparity in zip(pending, label_batch(teacher, processor, accelerator, images),
-                                                          strict=True):
-                png, low, high = encode_disparity(disparity)
-                writer.add({"id": item_id, "image": data, "disparity_png": png, "disparity_min": low,
-                            "disparity_max": high, "height": image.shape[0], "width": image.shape[1],
-                            "teacher": args.teacher})
-            labelled += len(pending)
-            progress.update(len(pending))
-            pending.clear()
+            if pending:
+                maps = label_batch(teacher, processor, accelerator, [image for _, _, image in pending])
+                for (sample_id, encoded, _), disparity in zip(pending, maps, strict=True):
+                    writer.add(sample_id, encoded, disparity)
+                labelled += len(pending)
+                progress.update(len(pending) * world)
+                pending.clear()
 
         for spec in data_args.unlabelled:
-            for example in raw_source(spec, data_args, False, rank, world):
+            stats = data.SampleStats(name=spec)
+            stream = data.shard_for_process(open_unlabelled(spec, data_args, stats), rank, world)
+            for sample in stream:
+                for sample_id, reason in sample.get("skipped", ()):
+                    skipped[sample_id] = reason
                 if limit is not None and labelled + len(pending) >= limit:
                     break
-                try:
-                    item_id, data, source = _example_id_and_bytes(spec, example)
-                except OSError as error:
-                    item_id, data, source = str(example.get("id")), None, error
-                if item_id in done:
+                if str(sample["id"]) in done:
                     continue
-                try:
-                    if isinstance(source, OSError):
-                        raise BadSampleError("unreadable_image", f"{item_id}: {source}")
-                    image = decode_image(source if not isinstance(source, Image.Image) else source, item_id)
-                except BadSampleError as error:
-                    skipped += 1
-                    accelerator.print(f"skipped {item_id}: {error}")
-                    with open(skipped_path, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps({"id": item_id, "reason": error.reason, "error": str(error)}) + "\n")
-                    continue
-                pending.append((item_id, data, image))
+                pending.append((str(sample["id"]), original_bytes(spec, sample), sample["image"]))
                 if len(pending) >= args.per_device_batch_size:
                     flush_pending()
+            skipped.update(dict(stats.skipped_ids))
         flush_pending()
         writer.flush()
         progress.close()
+        with open(os.path.join(args.output_dir, f"skipped-rank{rank}.jsonl"), "a", encoding="utf-8") as handle:
+            for sample_id, reason in sorted(skipped.items()):
+                handle.write(json.dumps({"id": sample_id, "reason": reason}) + "\n")
         elapsed = time.perf_counter() - start
-        totals = accelerator.reduce(torch.tensor([labelled, skipped], device=accelerator.device), reduction="sum")
+        total = accelerator.reduce(torch.tensor([labelled], device=accelerator.device), reduction="sum")
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            finish(args, elapsed, int(totals[0]), int(totals[1]))
+            finish(args, elapsed, int(total[0]))
         accelerator.wait_for_everyone()
     finally:
         accelerator.end_training()
 
 
-def finish(args: PseudoLabelArguments, elapsed: float, labelled: int, skipped: int) -> None:
+def finish(args: PseudoLabelArguments, elapsed: float, labelled: int) -> None:
     """Merge the skipped lists, write the dataset card, report speed and push (main process)."""
-    skipped_ids: dict[str, dict] = {}
-    for name in sorted(os.listdir(args.output_dir)):
-        if name.startswith("skipped-rank") and name.endswith(".jsonl"):
-            with open(os.path.join(args.output_dir, name), encoding="utf-8") as handle:
-                for line in handle:
-                    entry = json.loads(line)
-                    skipped_ids[entry["id"]] = entry
-    with open(os.path.join(args.output_dir, "skipped.json"), "w", encoding="utf-8") as handle:
-        json.dump(sorted(skipped_ids.values(), key=lambda e: e["id"]), handle, indent=1)
-    total = len(written_ids(args.output_dir))
-    write_dataset_card(args.output_dir, args.teacher, total)
-    print(f"pseudo-labelled {labelled} images in {elapsed:.1f} s: {labelled / max(elapsed, 1e-9):.1f} images/s "
-          f"(all processes); {total} in the dataset; {len(skipped_ids)} unreadable skipped (listed in "
-          f"{os.path.join(args.output_dir, 'skipped.json')})", flush=True)
+    skipped: dict[str, str] = {}
+    for path in sorted(Path(args.output_dir).glob("skipped-rank*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            skipped[entry["id"]] = entry["reason"]
+    skipped_path = os.path.join(args.output_dir, "skipped.json")
+    with open(skipped_path, "w", encoding="utf-8") as handle:
+        json.dump([{"id": key, "reason": value} for key, value in sorted(skipped.items())], handle, indent=1)
+    pseudo_label_format.write_dataset_card(args.output_dir)
+    total = len(pseudo_label_format.written_ids(args.output_dir))
+    print(f"pseudo-labelled {labelled} images in {elapsed:.1f} s: {labelled / max(elapsed, 1e-9):.2f} images/s "
+          f"(all processes); {total} images in {args.output_dir}; {len(skipped)} unreadable skipped "
+          f"(listed in {skipped_path})", flush=True)
     if args.push_to_hub:
-        push_folder(args.output_dir, args.hub_dataset_id, repo_type="dataset")
+        where = pseudo_label_format.push_to_hub(args.output_dir, args.hub_dataset_id)
+        print(f"pushed the pseudo-labels to {where}", flush=True)
 
 
 if __name__ == "__main__":

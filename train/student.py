@@ -4,7 +4,7 @@
         --output_dir runs/student
     torchrun --nproc_per_node 2 train/student.py ...      # 2 processes on CPU; `accelerate launch` on GPUs
 
-V1 mode: every batch is labelled : pseudo-labelled = 1 : 2 (`labelled_share`); the pseudo-labelled images get strong
+V1 mode: every batch is labelled : pseudo-labelled = 1 : 2 (`ratio`); the pseudo-labelled images get strong
 perturbations (colour jitter, grayscale, blur) and CutMix, while their labels come from the teacher on the clean
 image; the CutMix loss compares the box with the partner's label and the rest with the image's own; the feature
 alignment loss pulls the student encoder's patch features (`out.patch_features`, no second student pass) towards a
@@ -26,38 +26,36 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import torch  # noqa: E402
 from args import DataArguments, ModelArguments, StudentArguments, TrainArguments, parse_args  # noqa: E402
+from augment import StrongPerturbation, cutmix  # noqa: E402
 from common import TrainingRun, build_frozen_encoder, build_model, setup_accelerator  # noqa: E402
-from stage_data import (  # noqa: E402
-    SampleStream,
-    cutmix,
-    normalize_image,
-    prepare_labelled,
-    prepare_unlabelled,
-    raw_source,
-    strong_perturbations,
-)
+from stage_data import BatchSource, flatten, open_pseudo_labels, open_sources  # noqa: E402
 
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor  # noqa: E402
 from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss  # noqa: E402
 
 
-def build_streams(data_args, student_args, seed: int, rank: int, world: int) -> dict[str, SampleStream]:
-    """The pseudo-labelled (or, online, unlabelled) stream, plus the labelled stream in V1 mode."""
-    streams = {}
+def build_stream(data_args, student_args, train_args, rank: int, world: int) -> tuple[BatchSource, bool]:
+    """The batch stream: (labelled, pseudo) at `ratio` in V1 mode with labelled sources, else pseudo only.
+
+    The pseudo part is the stored pseudo-labels, or, in online-teacher mode, the unlabelled images. Returns the
+    stream and whether its batches have a labelled part.
+    """
     if student_args.online_teacher:
         if not data_args.unlabelled:
             raise ValueError("online-teacher mode needs --unlabelled sources")
-        sources = [raw_source(spec, data_args, False, rank, world, seed_offset=1) for spec in data_args.unlabelled]
-        streams["pseudo"] = SampleStream(sources, prepare_unlabelled, data_args, seed=seed + 1, name="unlabelled")
+        pseudo = open_sources(data_args.unlabelled, data_args, labelled=False, seed_offset=1)
     else:
         if not data_args.pseudo_labels:
             raise ValueError("give --pseudo_labels <folder written by pseudo_label.py> or --online_teacher <model>")
-        sources = [raw_source(f"pseudo:{data_args.pseudo_labels}", data_args, True, rank, world)]
-        streams["pseudo"] = SampleStream(sources, prepare_labelled, data_args, seed=seed + 1, name="pseudo")
-    if student_args.mode == "v1" and student_args.labelled_share > 0 and data_args.labelled:
-        sources = [raw_source(spec, data_args, True, rank, world) for spec in data_args.labelled]
-        streams["labelled"] = SampleStream(sources, prepare_labelled, data_args, seed=seed + 2, name="labelled")
-    return streams
+        pseudo = open_pseudo_labels(data_args.pseudo_labels)
+    with_labelled = student_args.mode == "v1" and student_args.ratio[0] > 0 and bool(data_args.labelled)
+    batch_size, seed = train_args.per_device_batch_size, train_args.seed
+    if with_labelled:
+        labelled = open_sources(data_args.labelled, data_args, labelled=True)
+        stream = BatchSource(labelled, pseudo, data_args, batch_size, tuple(student_args.ratio), seed, rank, world)
+    else:
+        stream = BatchSource(pseudo, None, data_args, batch_size, (1, 0), seed, rank, world)
+    return stream, with_labelled
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +65,6 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
                                     train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed)
     try:
-        rank, world = accelerator.process_index, accelerator.num_processes
         model = build_model(model_args)
         frozen = None
         if student_args.mode == "v1" and student_args.feature_alignment_weight > 0:
@@ -77,57 +74,45 @@ def main(argv: list[str] | None = None) -> None:
         if student_args.online_teacher:
             teacher = DepthAnythingForDepthEstimation.from_pretrained(student_args.online_teacher)
             teacher.eval().requires_grad_(False).to(accelerator.device)
-        streams = build_streams(data_args, student_args, train_args.seed * 1000 + rank * 10, rank, world)
-        batch_size = train_args.per_device_batch_size
-        num_labelled = round(batch_size * student_args.labelled_share) if "labelled" in streams else 0
-        num_pseudo = batch_size - num_labelled
-        if num_pseudo < 1:
-            raise ValueError(f"per_device_batch_size {batch_size} leaves no pseudo-labelled sample")
+        stream, with_labelled = build_stream(data_args, student_args, train_args, accelerator.process_index,
+                                             accelerator.num_processes)
+        pseudo_part = "second" if with_labelled else "first"
+        perturb = StrongPerturbation().to(accelerator.device) if student_args.strong_perturbations else None
         run = TrainingRun(accelerator, model, train_args, [model_args, data_args, train_args, student_args],
-                          streams, stage="student")
-
-        def next_batch() -> dict:
-            batch = {f"pseudo.{k}": v for k, v in streams["pseudo"].next_batch(num_pseudo).items()}
-            if num_labelled:
-                batch.update({f"labelled.{k}": v for k, v in streams["labelled"].next_batch(num_labelled).items()})
-            batch["batch_size"] = batch_size
-            return batch
+                          {"batches": stream}, stage="student")
 
         def compute_loss(model, batch):
-            images = batch["pseudo.images"]  # (num_pseudo, 3, H, W) in [0, 1], clean
-            if teacher is not None:
+            clean = batch[f"{pseudo_part}.pixel_values"]  # (num_pseudo, 3, S, S), normalised
+            if teacher is not None:  # online teacher: label the clean image now
                 with torch.no_grad(), accelerator.autocast():
-                    labels = teacher(pixel_values=normalize_image(images)).predicted_depth.float()  # (num_pseudo, H, W)
+                    labels = teacher(pixel_values=clean).predicted_depth.float()  # (num_pseudo, S, S)
                 valid = torch.ones_like(labels, dtype=torch.bool)
             else:
-                labels, valid = batch["pseudo.labels"], batch["pseudo.valid_mask"]
-            if student_args.strong_perturbations:
-                images = strong_perturbations(images)
-            images, box, pairing = cutmix(images, student_args.cutmix_prob)
-            student_input = normalize_image(images)
-            if num_labelled:
-                student_input = torch.cat([batch["labelled.pixel_values"], student_input])  # (batch, 3, H, W)
-            outputs = model(pixel_values=student_input)
-            prediction = outputs.predicted_depth  # (batch, H, W)
-            loss_pseudo = cutmix_loss(prediction[num_labelled:], labels[pairing], labels, box,
-                                      torch.where(box, valid[pairing], valid), trim=student_args.trim)
-            logs = {"loss_pseudo": loss_pseudo.item()}
-            loss = loss_pseudo
-            if num_labelled:
-                loss_labelled = depth_loss(prediction[:num_labelled], batch["labelled.labels"],
-                                           batch["labelled.valid_mask"])
+                labels, valid = batch[f"{pseudo_part}.disparity"], batch[f"{pseudo_part}.valid_mask"]
+            images = perturb(clean) if perturb is not None else clean
+            images, box, pairing = cutmix(images, p=student_args.cutmix_prob)
+            num_labelled = batch["first.pixel_values"].shape[0] if with_labelled else 0
+            student_input = torch.cat([batch["first.pixel_values"], images]) if with_labelled else images
+            outputs = model(pixel_values=student_input)  # one pass over labelled + perturbed pseudo-labelled
+            prediction = outputs.predicted_depth  # (batch, S, S)
+            loss = cutmix_loss(prediction[num_labelled:], labels[pairing], labels, box,
+                               torch.where(box, valid[pairing], valid), trim=student_args.trim)
+            logs = {"loss_pseudo": loss.item()}
+            if with_labelled:
+                loss_labelled = depth_loss(prediction[:num_labelled], batch["first.disparity"],
+                                           batch["first.valid_mask"])
                 loss = loss + loss_labelled
                 logs["loss_labelled"] = loss_labelled.item()
             if frozen is not None:
                 with accelerator.autocast():
-                    frozen_features = frozen(normalize_image(images))  # (num_pseudo, patches, hidden)
+                    frozen_features = frozen(images)  # (num_pseudo, patches, hidden), same input as the student's
                 loss_feature = feature_alignment_loss(outputs.patch_features[num_labelled:], frozen_features,
                                                       margin=student_args.feature_margin)
                 loss = loss + student_args.feature_alignment_weight * loss_feature
                 logs["loss_feature"] = loss_feature.item()
             return loss, logs
 
-        run.train(next_batch, compute_loss)
+        run.train(lambda: flatten(stream.next_batch()), compute_loss)
         run.save_final(DepthAnythingImageProcessor(size=model_args.processor_size))
     finally:
         accelerator.end_training()

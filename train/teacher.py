@@ -18,7 +18,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from args import DataArguments, ModelArguments, TeacherArguments, TrainArguments, parse_args  # noqa: E402
 from common import TrainingRun, build_model, setup_accelerator  # noqa: E402
-from stage_data import SampleStream, prepare_labelled, raw_source  # noqa: E402
+from stage_data import BatchSource, flatten, open_sources  # noqa: E402
 
 from modeling_depth_anything import DepthAnythingImageProcessor  # noqa: E402
 from modeling_depth_anything.losses import depth_loss  # noqa: E402
@@ -33,19 +33,19 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
                                     train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed)
     try:
-        rank, world = accelerator.process_index, accelerator.num_processes
-        sources = [raw_source(spec, data_args, True, rank, world) for spec in data_args.labelled]
-        stream = SampleStream(sources, prepare_labelled, data_args, seed=train_args.seed * 1000 + rank, name="labelled")
+        stream = BatchSource(open_sources(data_args.labelled, data_args, labelled=True), None, data_args,
+                             train_args.per_device_batch_size, (1, 0), seed=train_args.seed,
+                             rank=accelerator.process_index, world_size=accelerator.num_processes)
         run = TrainingRun(accelerator, build_model(model_args), train_args,
                           [model_args, data_args, train_args, teacher_args], {"labelled": stream}, stage="teacher")
 
         def compute_loss(model, batch):
-            prediction = model(pixel_values=batch["pixel_values"]).predicted_depth  # (batch, H, W)
-            loss = depth_loss(prediction, batch["labels"], batch["valid_mask"],
+            prediction = model(pixel_values=batch["first.pixel_values"]).predicted_depth  # (batch, S, S)
+            loss = depth_loss(prediction, batch["first.disparity"], batch["first.valid_mask"],
                               gradient_weight=teacher_args.gradient_weight)
             return loss, {}
 
-        run.train(lambda: stream.next_batch(train_args.per_device_batch_size), compute_loss)
+        run.train(lambda: flatten(stream.next_batch()), compute_loss)
         run.save_final(DepthAnythingImageProcessor(size=model_args.processor_size))
     finally:
         accelerator.end_training()
