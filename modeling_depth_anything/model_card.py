@@ -45,7 +45,7 @@ def make_model_card(
         eval_results=[
             EvalResult(task_type="depth-estimation", dataset_type=result["benchmark"], dataset_name=result["benchmark"],
                        metric_type=metric, metric_name=f"{metric} ({result.get('protocol', 'disparity')} protocol)",
-                       metric_value=round(float(value), 4))
+                       metric_config=result.get("protocol", "disparity"), metric_value=round(float(value), 4))
             for result in eval_results for metric, value in result["metrics"].items()
         ] or None,
     )
