@@ -112,12 +112,24 @@ def test_labelled_parquet_with_float_depth_and_sky(tmp_path):
     sky[:3, 10:] = True
     table = datasets.Dataset.from_dict(
         {"rgb": [{"bytes": _png_bytes(_image()), "path": None}], "z": [depth], "sky": [sky], "key": ["row0"]},
-        features=datasets.Features({"rgb": datasets.Image(), "z": datasets.Array2D((30, 40), "float32"),
-                                    "sky": datasets.Array2D((30, 40), "bool"), "key": datasets.Value("string")}),
+        features=datasets.Features(
+            {
+                "rgb": datasets.Image(),
+                "z": datasets.Array2D((30, 40), "float32"),
+                "sky": datasets.Array2D((30, 40), "bool"),
+                "key": datasets.Value("string"),
+            }
+        ),
     )
     table.to_parquet(str(tmp_path / "train.parquet"))
-    stream = load_labelled(str(tmp_path / "train.parquet"), image_column="rgb", depth_column="z", sky_column="sky",
-                           id_column="key", max_depth=50.0)
+    stream = load_labelled(
+        str(tmp_path / "train.parquet"),
+        image_column="rgb",
+        depth_column="z",
+        sky_column="sky",
+        id_column="key",
+        max_depth=50.0,
+    )
     (sample,) = list(stream)
     assert sample["id"] == "row0"
     assert np.isnan(sample["depth"][0, :3]).all()  # NaN, inf and out of range
@@ -126,16 +138,31 @@ def test_labelled_parquet_with_float_depth_and_sky(tmp_path):
 
 def test_labelled_png_disparity_with_scale_streaming_and_not(tmp_path):
     disparity = (np.arange(30 * 40).reshape(30, 40) % 500 + 1).astype(np.uint16)
-    rows = {"image": [_png_bytes(_image(seed=s)) for s in range(3)], "disp": [_png_bytes(disparity)] * 3,
-            "id": ["x0", "x1", "x2"]}
-    ds = datasets.Dataset.from_dict(rows, features=datasets.Features(
-        {"image": datasets.Image(), "disp": datasets.Image(), "id": datasets.Value("string")}))
+    rows = {
+        "image": [_png_bytes(_image(seed=s)) for s in range(3)],
+        "disp": [_png_bytes(disparity)] * 3,
+        "id": ["x0", "x1", "x2"],
+    }
+    ds = datasets.Dataset.from_dict(
+        rows,
+        features=datasets.Features(
+            {"image": datasets.Image(), "disp": datasets.Image(), "id": datasets.Value("string")}
+        ),
+    )
     folder = tmp_path / "ds"
     (folder / "data").mkdir(parents=True)
     ds.to_parquet(str(folder / "data" / "train-00000.parquet"))
     for streaming in (True, False):
-        samples = list(load_labelled(str(folder), depth_column="disp", depth_kind="disparity", depth_scale=0.5,
-                                     streaming=streaming, cache_dir=str(tmp_path / "cache")))
+        samples = list(
+            load_labelled(
+                str(folder),
+                depth_column="disp",
+                depth_kind="disparity",
+                depth_scale=0.5,
+                streaming=streaming,
+                cache_dir=str(tmp_path / "cache"),
+            )
+        )
         assert [s["id"] for s in samples] == ["x0", "x1", "x2"]
         assert samples[0]["depth_kind"] == "disparity"
         assert samples[0]["depth"][0, 1] == pytest.approx(1.0)  # raw 2 x scale 0.5
@@ -191,15 +218,23 @@ def test_unknown_source_gives_clear_errors(tmp_path):
 
 
 def test_bad_samples_are_skipped_counted_and_logged(tmp_path, caplog):
-    folder = _make_rgbd(tmp_path / "rgbd", names=("good1", "good2"),
-                        bad=("c:corrupt", "t:truncated", "e:empty", "s:shape", "i:invalid"))
+    folder = _make_rgbd(
+        tmp_path / "rgbd",
+        names=("good1", "good2"),
+        bad=("c:corrupt", "t:truncated", "e:empty", "s:shape", "i:invalid"),
+    )
     stats = SampleStats(name="fixture")
     with caplog.at_level(logging.WARNING):
         samples = list(load_rgbd_folder(folder, stats=stats))
     assert sorted(s["id"] for s in samples) == ["good1", "good2"]
     assert stats.valid == 2 and stats.seen == 7
-    assert stats.skipped == {"corrupt image": 1, "truncated image": 1, "zero-size image": 1,
-                             "depth shape mismatch": 1, "all-invalid depth": 1}
+    assert stats.skipped == {
+        "corrupt image": 1,
+        "truncated image": 1,
+        "zero-size image": 1,
+        "depth shape mismatch": 1,
+        "all-invalid depth": 1,
+    }
     logged = caplog.text
     for sample_id in ("'c'", "'t'", "'e'", "'s'", "'i'"):
         assert sample_id in logged
@@ -242,8 +277,13 @@ def test_disparity_normalisation_and_sky():
 
 
 def test_transform_shapes_ranges_and_normalisation():
-    sample = {"id": "s", "image": Image.fromarray(_image(30, 40)), "depth": decode_depth(_depth_mm() * 0.001),
-              "depth_kind": "depth", "sky_mask": None}
+    sample = {
+        "id": "s",
+        "image": Image.fromarray(_image(30, 40)),
+        "depth": decode_depth(_depth_mm() * 0.001),
+        "depth_kind": "depth",
+        "sky_mask": None,
+    }
     out = DepthTransform(size=28)(sample)
     assert out["pixel_values"].shape == (3, 28, 28) and out["pixel_values"].dtype == torch.float32
     assert out["disparity"].shape == (28, 28) and out["valid_mask"].dtype == torch.bool
@@ -284,8 +324,10 @@ def test_transform_is_deterministic_per_seed_epoch_and_id():
 
 def test_collate_stacks_tensors_and_lists_ids():
     transform = DepthTransform(size=14)
-    samples = [transform({"id": f"s{i}", "image": Image.fromarray(_image()), "depth": np.ones((30, 40), np.float32)})
-               for i in range(3)]
+    samples = [
+        transform({"id": f"s{i}", "image": Image.fromarray(_image()), "depth": np.ones((30, 40), np.float32)})
+        for i in range(3)
+    ]
     batch = collate(samples)
     assert batch["ids"] == ["s0", "s1", "s2"]
     assert batch["pixel_values"].shape == (3, 3, 14, 14) and batch["valid_mask"].shape == (3, 14, 14)
@@ -304,10 +346,14 @@ def test_synthetic_stream_through_transform_has_sky_at_zero():
 
 
 def _labelled_stream(count=5, shards=5):
-    rows = {"id": [f"L{i}" for i in range(count)], "image": [_png_bytes(_image(seed=i)) for i in range(count)],
-            "depth": [np.full((30, 40), 1.0 + i, np.float32) for i in range(count)]}
-    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                  "depth": datasets.Array2D((30, 40), "float32")})
+    rows = {
+        "id": [f"L{i}" for i in range(count)],
+        "image": [_png_bytes(_image(seed=i)) for i in range(count)],
+        "depth": [np.full((30, 40), 1.0 + i, np.float32) for i in range(count)],
+    }
+    features = datasets.Features(
+        {"id": datasets.Value("string"), "image": datasets.Image(), "depth": datasets.Array2D((30, 40), "float32")}
+    )
     return load_labelled(datasets.Dataset.from_dict(rows, features=features).to_iterable_dataset(num_shards=shards))
 
 
@@ -368,7 +414,9 @@ def test_mixer_resume_gives_the_same_next_batches():
 def test_two_processes_see_disjoint_samples_that_cover_everything(shards):
     rows = {"id": [f"s{i}" for i in range(14)], "image": [_png_bytes(_image(8, 8, seed=i)) for i in range(14)]}
     features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()})
-    stream = load_unlabelled(datasets.Dataset.from_dict(rows, features=features).to_iterable_dataset(num_shards=shards))
+    stream = load_unlabelled(
+        datasets.Dataset.from_dict(rows, features=features).to_iterable_dataset(num_shards=shards)
+    )
     seen = [[s["id"] for s in shard_for_process(stream, rank, 2)] for rank in range(2)]
     assert not set(seen[0]) & set(seen[1])
     assert sorted(seen[0] + seen[1]) == sorted(rows["id"])
@@ -380,8 +428,9 @@ def test_two_process_mixers_are_disjoint(tmp_path):
     transform = DepthTransform(size=14)
     ids = []
     for rank in range(2):
-        mixer = MixedBatchStream(load_unlabelled(folder), labelled_transform=transform, batch_size=3, rank=rank,
-                                 world_size=2)
+        mixer = MixedBatchStream(
+            load_unlabelled(folder), labelled_transform=transform, batch_size=3, rank=rank, world_size=2
+        )
         ids.append(next(iter(mixer))["labelled"]["ids"])
     assert not set(ids[0]) & set(ids[1]) and len(set(ids[0] + ids[1])) == 6
     with pytest.raises(ValueError, match="rank"):

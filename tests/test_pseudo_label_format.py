@@ -66,7 +66,11 @@ def _write(folder, ids, teacher="teacher-vitl@step100", shard_size=2, **kwargs):
 def test_writer_shards_appends_and_lists_written_ids(tmp_path):
     folder = tmp_path / "pl"
     writer = _write(folder, range(5))
-    assert [p.name for p in shard_paths(folder)] == ["train-00000.parquet", "train-00001.parquet", "train-00002.parquet"]
+    assert [p.name for p in shard_paths(folder)] == [
+        "train-00000.parquet",
+        "train-00001.parquet",
+        "train-00002.parquet",
+    ]
     assert writer.num_written == 5
     assert written_ids(folder) == {f"img{i}" for i in range(5)}
     _write(folder, range(5, 7))  # a restarted job appends after the existing shards
@@ -134,7 +138,11 @@ def test_push_to_local_folder_is_a_loadable_dataset(tmp_path):
     assert len(list(load_pseudo_labels(target))) == 3
     row = loaded[2]
     decoded = decode_disparity(row["disparity"], row["disparity_min"], row["disparity_max"])
-    torch.testing.assert_close(torch.from_numpy(decoded), torch.from_numpy(_disparity(2)), rtol=0,
-                               atol=float(_disparity(2).max() - _disparity(2).min()) / QUANTIZATION_LEVELS)
+    torch.testing.assert_close(
+        torch.from_numpy(decoded),
+        torch.from_numpy(_disparity(2)),
+        rtol=0,
+        atol=float(_disparity(2).max() - _disparity(2).min()) / QUANTIZATION_LEVELS,
+    )
     with pytest.raises(FileNotFoundError, match="no pseudo-label shards"):
         push_to_hub(tmp_path / "nothing", str(target))

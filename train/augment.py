@@ -76,7 +76,7 @@ class StrongPerturbation(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        import kornia.augmentation as K
+        import kornia.augmentation as kornia_aug
 
         for name, value in (("jitter_p", jitter_p), ("grayscale_p", grayscale_p), ("blur_p", blur_p)):
             _check_probability(name, value)
@@ -88,9 +88,9 @@ class StrongPerturbation(nn.Module):
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         kernel = 2 * math.ceil(3 * blur_sigma[1]) + 1  # covers +-3 sigma of the widest blur
         self.ops = nn.Sequential(
-            K.ColorJitter(brightness, contrast, saturation, hue, p=jitter_p),
-            K.RandomGrayscale(p=grayscale_p),
-            K.RandomGaussianBlur((kernel, kernel), sigma=blur_sigma, p=blur_p),
+            kornia_aug.ColorJitter(brightness, contrast, saturation, hue, p=jitter_p),
+            kornia_aug.RandomGrayscale(p=grayscale_p),
+            kornia_aug.RandomGaussianBlur((kernel, kernel), sigma=blur_sigma, p=blur_p),
         )
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -188,5 +188,7 @@ def mix_targets(targets: torch.Tensor, box_mask: torch.Tensor, pair_index: torch
     this is for visualisation and for losses that need one map.
     """
     if targets.shape != box_mask.shape:
-        raise ValueError(f"targets {tuple(targets.shape)} and box_mask {tuple(box_mask.shape)} must have the same shape")
+        raise ValueError(
+            f"targets {tuple(targets.shape)} and box_mask {tuple(box_mask.shape)} must have the same shape"
+        )
     return torch.where(box_mask, targets[pair_index], targets)

@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    config = SyntheticConfig(height=args.size, width=args.size, scene_kinds=(args.scene,) if args.scene else SCENE_KINDS)
+    config = SyntheticConfig(
+        height=args.size, width=args.size, scene_kinds=(args.scene,) if args.scene else SCENE_KINDS
+    )
     render_sample(args.seed, 0, config=config)  # warm-up (noise texture, imports)
     rates = []
     for run in range(args.runs):
@@ -60,8 +62,10 @@ def main() -> None:
         rates.append(rate)
         print(f"run {run + 1}: {rate:.1f} images/s")
     mode = f"{args.workers} DataLoader workers" if args.workers else "1 process"
-    print(f"{args.size}x{args.size}, {mode}, scenes {','.join(config.scene_kinds)}: "
-          f"best {max(rates):.1f} images/s, median {statistics.median(rates):.1f} images/s over {args.runs} runs of {args.images}")
+    print(
+        f"{args.size}x{args.size}, {mode}, scenes {','.join(config.scene_kinds)}: "
+        f"best {max(rates):.1f} images/s, median {statistics.median(rates):.1f} images/s over {args.runs} runs of {args.images}"
+    )
 
 
 if __name__ == "__main__":

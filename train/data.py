@@ -77,7 +77,7 @@ PATCH_SIZE = 14
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "BadSample",
+    "BadSampleError",
     "DepthTransform",
     "MixedBatchStream",
     "NoValidSampleError",
@@ -99,7 +99,7 @@ __all__ = [
 # Bad input
 
 
-class BadSample(ValueError):
+class BadSampleError(ValueError):
     """A sample that cannot be used; `reason` is a short category used for counting."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -147,7 +147,9 @@ class SampleStats:
 
     def __str__(self) -> str:
         first = ", ".join(f"{i!r} ({r})" for i, r in list(self.skipped_ids)[:5])
-        return f"{self.name}: {self.valid}/{self.seen} valid, skipped {dict(self.skipped)}" + (f"; e.g. {first}" if first else "")
+        return f"{self.name}: {self.valid}/{self.seen} valid, skipped {dict(self.skipped)}" + (
+            f"; e.g. {first}" if first else ""
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -166,35 +168,35 @@ def _read_bytes(value: Any, what: str) -> tuple[bytes, str | None]:
         try:
             return Path(value).read_bytes(), str(value)
         except OSError as error:
-            raise BadSample("missing file", f"{what} {str(value)!r}: {error}") from error
-    raise BadSample(f"unreadable {what}", f"unsupported value of type {type(value).__name__}")
+            raise BadSampleError("missing file", f"{what} {str(value)!r}: {error}") from error
+    raise BadSampleError(f"unreadable {what}", f"unsupported value of type {type(value).__name__}")
 
 
 def decode_image(value: Any) -> Image.Image:
     """Decode an image given as PIL, (H, W[, 3]) uint8 array, bytes, path or {"bytes", "path"}; returns PIL RGB.
 
-    Raises `BadSample` with reason "zero-size image", "truncated image" or "corrupt image".
+    Raises `BadSampleError` with reason "zero-size image", "truncated image" or "corrupt image".
     """
     if isinstance(value, np.ndarray):
         if value.size == 0:
-            raise BadSample("zero-size image", f"array of shape {value.shape}")
+            raise BadSampleError("zero-size image", f"array of shape {value.shape}")
         image = Image.fromarray(value.astype(np.uint8) if value.dtype != np.uint8 else value)
     elif isinstance(value, Image.Image):
         image = value
     else:
         data, path = _read_bytes(value, "image")
         if len(data) == 0:
-            raise BadSample("zero-size image", f"empty file {path!r}" if path else "empty bytes")
+            raise BadSampleError("zero-size image", f"empty file {path!r}" if path else "empty bytes")
         try:
             image = Image.open(io.BytesIO(data))
             image.load()  # forces the full decode: truncated files fail here
         except UnidentifiedImageError as error:
-            raise BadSample("corrupt image", f"{path or 'bytes'}: {error}") from error
+            raise BadSampleError("corrupt image", f"{path or 'bytes'}: {error}") from error
         except (OSError, SyntaxError, ValueError) as error:
             reason = "truncated image" if "truncated" in str(error).lower() else "corrupt image"
-            raise BadSample(reason, f"{path or 'bytes'}: {error}") from error
+            raise BadSampleError(reason, f"{path or 'bytes'}: {error}") from error
     if image.width == 0 or image.height == 0:
-        raise BadSample("zero-size image", f"size {image.size}")
+        raise BadSampleError("zero-size image", f"size {image.size}")
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
@@ -211,7 +213,7 @@ def _depth_array(value: Any) -> np.ndarray:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
-        raise BadSample("unreadable depth", f"{path or 'bytes'}: {error}") from error
+        raise BadSampleError("unreadable depth", f"{path or 'bytes'}: {error}") from error
     return np.asarray(image, dtype=np.float64 if image.mode in ("I", "F", "I;16") else np.float32)
 
 
@@ -227,13 +229,13 @@ def decode_depth(
 
     Invalid: raw value == `invalid_value` (0 for 16-bit PNGs), NaN/inf, depth <= 0 or disparity < 0, and values
     (after multiplying by `depth_scale`) outside [`min_depth`, `max_depth`] (same units as the scaled values).
-    Raises `BadSample` ("unreadable depth", "all-invalid depth") on unusable maps.
+    Raises `BadSampleError` ("unreadable depth", "all-invalid depth") on unusable maps.
     """
     raw = _depth_array(value)
     if raw.ndim == 3 and raw.shape[-1] == 1:
         raw = raw[..., 0]  # (H, W, 1) -> (H, W)
     if raw.ndim != 2 or raw.size == 0:
-        raise BadSample("unreadable depth", f"expected a 2-D map, got shape {raw.shape}")
+        raise BadSampleError("unreadable depth", f"expected a 2-D map, got shape {raw.shape}")
     invalid = ~np.isfinite(raw)
     if invalid_value is not None:
         invalid |= raw == invalid_value
@@ -244,7 +246,7 @@ def decode_depth(
     if max_depth is not None:
         invalid |= scaled > max_depth
     if invalid.all():
-        raise BadSample("all-invalid depth", f"no valid pixel in a {raw.shape} map")
+        raise BadSampleError("all-invalid depth", f"no valid pixel in a {raw.shape} map")
     scaled[invalid] = np.nan
     return scaled
 
@@ -253,7 +255,7 @@ def _content_id(value: Any) -> str:
     """A stable id from the encoded image bytes when the source has no id column (sha1, 16 hex digits)."""
     try:
         data, _ = _read_bytes(value, "image")
-    except BadSample:
+    except BadSampleError:
         return "unknown"
     return "sha1:" + hashlib.sha1(data).hexdigest()[:16]
 
@@ -283,12 +285,12 @@ class _Decoder:
         sample_id = _sample_id(example, self.id_column, image_value)
         try:
             if image_value is None:
-                raise BadSample("missing image", f"column {self.image_column!r} is empty or absent")
+                raise BadSampleError("missing image", f"column {self.image_column!r} is empty or absent")
             image = decode_image(image_value)
             sample = {"id": sample_id, "image": image}
             if self.depth is not None:
                 sample.update(self._decode_depth(example, image))
-        except BadSample as error:
+        except BadSampleError as error:
             self.stats.record_bad(sample_id, error.reason, str(error))
             self.pending.append((sample_id, error.reason))
             return {"id": sample_id, "image": None, "skipped": []}
@@ -300,15 +302,15 @@ class _Decoder:
         options = dict(self.depth)
         column, sky_column = options.pop("depth_column"), options.pop("sky_column")
         if example.get(column) is None:
-            raise BadSample("missing depth", f"column {column!r} is empty or absent")
+            raise BadSampleError("missing depth", f"column {column!r} is empty or absent")
         depth = decode_depth(example[column], **options)
         if depth.shape != (image.height, image.width):
-            raise BadSample("depth shape mismatch", f"depth {depth.shape} vs image {(image.height, image.width)}")
+            raise BadSampleError("depth shape mismatch", f"depth {depth.shape} vs image {(image.height, image.width)}")
         sky = None
         if sky_column and example.get(sky_column) is not None:
             sky = np.asarray(example[sky_column]).astype(bool)
             if sky.shape != depth.shape:
-                raise BadSample("sky mask shape mismatch", f"sky mask {sky.shape} vs depth {depth.shape}")
+                raise BadSampleError("sky mask shape mismatch", f"sky mask {sky.shape} vs depth {depth.shape}")
         return {"depth": depth, "depth_kind": options["depth_kind"], "sky_mask": sky}
 
 
@@ -328,8 +330,11 @@ def _files_generator(files: list[str], root: str):
 def _rgbd_generator(samples: list[str]):
     for folder in samples:
         path = Path(folder)
-        yield {"id": path.name, "image": {"path": str(path / "image.png"), "bytes": None},
-               "depth": {"path": str(path / "depth.png"), "bytes": None}}
+        yield {
+            "id": path.name,
+            "image": {"path": str(path / "image.png"), "bytes": None},
+            "depth": {"path": str(path / "depth.png"), "bytes": None},
+        }
 
 
 def _image_files(folder: Path) -> list[str]:
@@ -337,7 +342,9 @@ def _image_files(folder: Path) -> list[str]:
 
 
 def _is_rgbd_folder(path: Path) -> bool:
-    return path.is_dir() and any((child / "depth.png").exists() and (child / "image.png").exists() for child in path.iterdir())
+    return path.is_dir() and any(
+        (child / "depth.png").exists() and (child / "image.png").exists() for child in path.iterdir()
+    )
 
 
 def _builder_for_files(files: list[str]) -> str | None:
@@ -364,7 +371,9 @@ def _open_source(source: Any, split: str, streaming: bool, data_files: Any = Non
     if isinstance(source, datasets.IterableDataset):
         return source, "rows"
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"source must be a path, a Hub id or a datasets (Iterable)Dataset, got {type(source).__name__}")
+        raise TypeError(
+            f"source must be a path, a Hub id or a datasets (Iterable)Dataset, got {type(source).__name__}"
+        )
     path = Path(source)
     if data_files is None and path.is_dir():
         if _is_rgbd_folder(path):
@@ -373,7 +382,11 @@ def _open_source(source: Any, split: str, streaming: bool, data_files: Any = Non
         if not files:
             raise ValueError(f"{str(path)!r} is empty: no image files and no dataset files in it")
         builder = _builder_for_files([f for f in files if not Path(f).name.startswith((".", "README"))])
-        if builder is None and _image_files(path) and not any(f.endswith((".parquet", ".tar", ".csv", ".jsonl")) for f in files):
+        if (
+            builder is None
+            and _image_files(path)
+            and not any(f.endswith((".parquet", ".tar", ".csv", ".jsonl")) for f in files)
+        ):
             return _folder_source(path), "folder"
     if data_files is None and (path.is_file() or any(ch in str(source) for ch in "*?[")):
         import glob
@@ -381,12 +394,16 @@ def _open_source(source: Any, split: str, streaming: bool, data_files: Any = Non
         matches = sorted(glob.glob(str(source))) if not path.is_file() else [str(path)]
         builder = _builder_for_files(matches) if matches else None
         if builder is None:
-            raise ValueError(f"cannot read {str(source)!r}: expected .parquet, .tar (webdataset) or .arrow files, got {matches[:3]}")
+            raise ValueError(
+                f"cannot read {str(source)!r}: expected .parquet, .tar (webdataset) or .arrow files, got {matches[:3]}"
+            )
         source, data_files = builder, matches
     try:
         ds = datasets.load_dataset(str(source), data_files=data_files, split=split, streaming=streaming, **load_kwargs)
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"no dataset at {str(source)!r} (not a local folder/file, and no Hub dataset with that id): {error}") from error
+        raise FileNotFoundError(
+            f"no dataset at {str(source)!r} (not a local folder/file, and no Hub dataset with that id): {error}"
+        ) from error
     if not streaming:
         ds = ds.to_iterable_dataset(num_shards=max(1, min(len(ds), 64)))
     return ds, "rows"
@@ -510,8 +527,15 @@ def load_labelled(
         image_column, depth_column, depth_scale, invalid_value, depth_kind = "image", "depth", 0.001, 0.0, "depth"
     ds = _undecoded(ds, [image_column, depth_column])
     stats = stats if stats is not None else SampleStats(name=_source_name(source))
-    depth = {"depth_column": depth_column, "sky_column": sky_column, "depth_kind": depth_kind, "depth_scale": depth_scale,
-             "invalid_value": invalid_value, "min_depth": min_depth, "max_depth": max_depth}
+    depth = {
+        "depth_column": depth_column,
+        "sky_column": sky_column,
+        "depth_kind": depth_kind,
+        "depth_scale": depth_scale,
+        "invalid_value": invalid_value,
+        "min_depth": min_depth,
+        "max_depth": max_depth,
+    }
     return _decoded_stream(ds, _Decoder(stats, image_column, id_column, depth))
 
 
@@ -523,7 +547,9 @@ def load_rgbd_folder(path: str | Path, stats: SampleStats | None = None, **kwarg
     """
     path = Path(path)
     if not _is_rgbd_folder(path):
-        raise ValueError(f"{str(path)!r} is not an rgbd folder: expected <sample>/image.png and <sample>/depth.png inside")
+        raise ValueError(
+            f"{str(path)!r} is not an rgbd folder: expected <sample>/image.png and <sample>/depth.png inside"
+        )
     return load_labelled(path, stats=stats or SampleStats(name=str(path)), **kwargs)
 
 
@@ -589,7 +615,9 @@ def _nearest_resize(array: np.ndarray, size: int) -> np.ndarray:
     return array[index[:, None], index[None, :]]  # (size, size)
 
 
-def disparity_from_depth(depth: np.ndarray, depth_kind: str, sky_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def disparity_from_depth(
+    depth: np.ndarray, depth_kind: str, sky_mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) depth or disparity, NaN (or depth <= 0) invalid -> (disparity in [0, 1] over valid pixels, valid mask).
 
     Depth becomes 1/depth. Sky pixels get disparity 0 and count as valid (V2: sky = zero disparity); they take part
@@ -714,7 +742,9 @@ class _Stream:
                 sample = next(self._iterator)
             except StopIteration:
                 if self._yielded_this_pass == 0:
-                    raise NoValidSampleError(f"{self.name}: a full pass yielded no valid sample ({self.stats})") from None
+                    raise NoValidSampleError(
+                        f"{self.name}: a full pass yielded no valid sample ({self.stats})"
+                    ) from None
                 self.epoch += 1
                 self._iterator = None
                 continue
@@ -725,10 +755,8 @@ class _Stream:
         return samples
 
     def state_dict(self) -> dict:
-        if self._iterator is None:  # not started (or between passes): resume from the stored state
-            dataset_state = self._resume_state
-        else:
-            dataset_state = self.dataset.state_dict()
+        # not started (or between passes): resume from the stored state, else the live `datasets` position
+        dataset_state = self._resume_state if self._iterator is None else self.dataset.state_dict()
         return {"epoch": self.epoch, "dataset": dataset_state, "yielded_this_pass": self._yielded_this_pass}
 
     def load_state_dict(self, state: dict) -> None:
@@ -780,7 +808,10 @@ class MixedBatchStream:
                 raise ValueError(f"batch_size {batch_size!r} does not split exactly at ratio {ratio!r}")
             labelled_count = batch_size * ratio[0] // sum(ratio)
             per_batch = {"labelled": labelled_count, "unlabelled": batch_size - labelled_count}
-        transforms = {"labelled": labelled_transform or DepthTransform(), "unlabelled": unlabelled_transform or DepthTransform()}
+        transforms = {
+            "labelled": labelled_transform or DepthTransform(),
+            "unlabelled": unlabelled_transform or DepthTransform(),
+        }
         sources = {"labelled": labelled, "unlabelled": unlabelled}
         self.streams = {
             name: _Stream(name, shard_for_process(sources[name], rank, world_size), transforms[name], count)
@@ -801,7 +832,10 @@ class MixedBatchStream:
 
     def state_dict(self) -> dict:
         """Position after the last yielded batch: per stream its epoch and `datasets` state, and the batch count."""
-        return {"batches": self.batches, "streams": {name: stream.state_dict() for name, stream in self.streams.items()}}
+        return {
+            "batches": self.batches,
+            "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if set(state["streams"]) != set(self.streams):

@@ -76,7 +76,9 @@ def encode_disparity(disparity: np.ndarray, compress_level: int = 3) -> tuple[by
     if disparity.ndim != 2 or disparity.size == 0:
         raise ValueError(f"disparity must be a non-empty (H, W) map, got shape {disparity.shape}")
     if not np.isfinite(disparity).all():
-        raise ValueError(f"disparity has {int((~np.isfinite(disparity)).sum())} non-finite values; the teacher output must be finite")
+        raise ValueError(
+            f"disparity has {int((~np.isfinite(disparity)).sum())} non-finite values; the teacher output must be finite"
+        )
     low, high = np.float32(disparity.min()), np.float32(disparity.max())
     span = float(high) - float(low)
     if span > 0:
@@ -114,7 +116,9 @@ def _image_bytes(image: Any) -> bytes:
         return buffer.getvalue()
     if isinstance(image, np.ndarray):
         return _image_bytes(Image.fromarray(image))
-    raise TypeError(f"image must be bytes, a path, a datasets image dict, PIL or a uint8 array, got {type(image).__name__}")
+    raise TypeError(
+        f"image must be bytes, a path, a datasets image dict, PIL or a uint8 array, got {type(image).__name__}"
+    )
 
 
 def shard_paths(out_dir: str | Path, split: str = "train") -> list[Path]:
@@ -148,20 +152,33 @@ class PseudoLabelWriter:
         shard_prefix (`str`, defaults to ""): letters, digits, "_" and "-" only.
     """
 
-    def __init__(self, out_dir: str | Path, teacher_id: str, shard_size: int = 1000, split: str = "train", shard_prefix: str = "") -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        teacher_id: str,
+        shard_size: int = 1000,
+        split: str = "train",
+        shard_prefix: str = "",
+    ) -> None:
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size!r}")
         if not re.fullmatch(r"[A-Za-z0-9_]+", split):
             raise ValueError(f"split must be letters, digits or '_', got {split!r}")
         if shard_prefix and not re.fullmatch(r"[A-Za-z0-9_]+-?", shard_prefix):
-            raise ValueError(f"shard_prefix must be letters, digits or '_' with an optional trailing '-', got {shard_prefix!r}")
+            raise ValueError(
+                f"shard_prefix must be letters, digits or '_' with an optional trailing '-', got {shard_prefix!r}"
+            )
         if not teacher_id:
             raise ValueError(f"teacher_id must be a non-empty string, got {teacher_id!r}")
         self.out_dir, self.teacher_id, self.shard_size = Path(out_dir), teacher_id, shard_size
         self.split, self.shard_prefix = split, shard_prefix
         self.data_dir = self.out_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        indices = [int(m["index"]) for p in shard_paths(self.out_dir, split) if (m := _SHARD_PATTERN.match(p.name)) and m["prefix"] == shard_prefix]
+        indices = [
+            int(m["index"])
+            for p in shard_paths(self.out_dir, split)
+            if (m := _SHARD_PATTERN.match(p.name)) and m["prefix"] == shard_prefix
+        ]
         self.next_index = max(indices, default=-1) + 1
         self.rows: list[dict] = []
         self.num_written = 0
@@ -217,7 +234,9 @@ def write_dataset_card(out_dir: str | Path) -> Path:
     data_files = "".join(f"  - split: {split}\n    path: data/{split}-*.parquet\n" for split in splits)
     teachers = sorted(_teacher_ids(out_dir))
     card = (
-        "---\nconfigs:\n- config_name: default\n  data_files:\n" + data_files + "tags:\n- depth-estimation\n- pseudo-labels\n---\n\n"
+        "---\nconfigs:\n- config_name: default\n  data_files:\n"
+        + data_files
+        + "tags:\n- depth-estimation\n- pseudo-labels\n---\n\n"
         "# Depth Anything pseudo-labels\n\n"
         "Teacher disparity on unlabelled images, written by `train/pseudo_label.py` of depth-anything-hf.\n"
         f"Teacher(s): {', '.join(teachers) or 'unknown'}.\n\n"
@@ -247,7 +266,7 @@ class _PseudoLabelDecoder:
         self.pending: list[tuple[str, str]] = []
 
     def __call__(self, row: dict) -> dict:
-        from data import BadSample, decode_image
+        from data import BadSampleError, decode_image
 
         sample_id = str(row.get("source_id"))
         try:
@@ -255,17 +274,26 @@ class _PseudoLabelDecoder:
             try:
                 disparity = decode_disparity(row["disparity"], row["disparity_min"], row["disparity_max"])
             except (OSError, ValueError, KeyError, TypeError) as error:
-                raise BadSample("unreadable depth", str(error)) from error
+                raise BadSampleError("unreadable depth", str(error)) from error
             if disparity.shape != (image.height, image.width):
-                raise BadSample("depth shape mismatch", f"disparity {disparity.shape} vs image {(image.height, image.width)}")
-        except BadSample as error:
+                raise BadSampleError(
+                    "depth shape mismatch", f"disparity {disparity.shape} vs image {(image.height, image.width)}"
+                )
+        except BadSampleError as error:
             self.stats.record_bad(sample_id, error.reason, str(error))
             self.pending.append((sample_id, error.reason))
             return {"id": sample_id, "image": None, "skipped": []}
         self.stats.record_valid()
         skipped, self.pending = self.pending, []
-        return {"id": sample_id, "image": image, "depth": disparity, "depth_kind": "disparity", "sky_mask": None,
-                "teacher_id": row.get("teacher_id"), "skipped": skipped}
+        return {
+            "id": sample_id,
+            "image": image,
+            "depth": disparity,
+            "depth_kind": "disparity",
+            "sky_mask": None,
+            "teacher_id": row.get("teacher_id"),
+            "skipped": skipped,
+        }
 
 
 def load_pseudo_labels(path_or_repo: str | Path, split: str = "train", streaming: bool = True, stats=None):
@@ -274,7 +302,6 @@ def load_pseudo_labels(path_or_repo: str | Path, split: str = "train", streaming
     float32 disparity), ``depth_kind`` ("disparity"), ``sky_mask`` (None), ``teacher_id``, ``skipped``.
     One shard per parquet file, so `split_dataset_by_node` gives processes whole files."""
     import datasets
-
     from data import SampleStats, _is_valid, _undecoded
 
     local = Path(path_or_repo)
@@ -292,8 +319,13 @@ def load_pseudo_labels(path_or_repo: str | Path, split: str = "train", streaming
     return ds.map(_PseudoLabelDecoder(stats)).filter(_is_valid)
 
 
-def push_to_hub(out_dir: str | Path, repo_id_or_local_dir: str | Path, private: bool = True, token: str | None = None,
-                local: bool | None = None) -> str:
+def push_to_hub(
+    out_dir: str | Path,
+    repo_id_or_local_dir: str | Path,
+    private: bool = True,
+    token: str | None = None,
+    local: bool | None = None,
+) -> str:
     """Publish a pseudo-label folder as a dataset: to a Hub dataset repo, or to a local folder.
 
     The target is local when `local=True`, or (`local=None`) when it is an existing path, an absolute path, or starts
@@ -321,8 +353,13 @@ def push_to_hub(out_dir: str | Path, repo_id_or_local_dir: str | Path, private: 
 
     api = HfApi(token=token)
     api.create_repo(target, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(out_dir), repo_id=target, repo_type="dataset",
-                      allow_patterns=["data/*.parquet", "README.md"], commit_message="Upload pseudo-labels")
+    api.upload_folder(
+        folder_path=str(out_dir),
+        repo_id=target,
+        repo_type="dataset",
+        allow_patterns=["data/*.parquet", "README.md"],
+        commit_message="Upload pseudo-labels",
+    )
     url = f"https://huggingface.co/datasets/{target}"
     logger.info("pseudo-labels pushed to %s", url)
     return url
