@@ -137,12 +137,13 @@ def test_grid_picture(tmp_path):
 
 @pytest.mark.slow
 def test_speed_at_least_100_images_per_second_at_256():
+    """Measured in CPU time of this process, so that other jobs on a shared machine do not fail the test."""
     config = SyntheticConfig(height=256, width=256)
     render_sample(0, 0, config=config)
     best = 0.0
-    for attempt in range(3):  # shared CPU: take the best of three runs
-        start = time.perf_counter()
+    for attempt in range(3):
+        start = time.process_time()
         for index in range(100):
             render_sample(attempt, index, config=config)
-        best = max(best, 100 / (time.perf_counter() - start))
-    assert best >= 100, f"{best:.1f} images/s"
+        best = max(best, 100 / (time.process_time() - start))
+    assert best >= 100, f"{best:.1f} images per CPU-second"
