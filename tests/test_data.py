@@ -435,3 +435,36 @@ def test_two_process_mixers_are_disjoint(tmp_path):
     assert not set(ids[0]) & set(ids[1]) and len(set(ids[0] + ids[1])) == 6
     with pytest.raises(ValueError, match="rank"):
         shard_for_process(load_unlabelled(folder), 2, 2)
+
+
+@pytest.mark.slow  # ~15 s: two fresh interpreters import torch, datasets and transformers
+def test_two_real_processes_split_a_folder_disjointly_and_completely(tmp_path):
+    """Two OS processes, as `torchrun --nproc_per_node 2` would start them, each reading its part of one folder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = _make_image_folder(tmp_path / "photos", count=7)
+    script = (
+        "import json, sys; sys.path.append(sys.argv[3]); from data import load_unlabelled, shard_for_process; "
+        "rank, world = int(sys.argv[1]), 2; "
+        "print(json.dumps([s['id'] for s in shard_for_process(load_unlabelled(sys.argv[2]), rank, world)]))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(rank), str(folder), str(ROOT / "train")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-2000:]
+    parts = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == sorted(s["id"] for s in load_unlabelled(folder))
