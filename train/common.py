@@ -34,14 +34,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from args import TrainArguments, flat_config, save_resolved_config
 from tqdm.auto import tqdm
 
 from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 
-logger = get_logger(__name__)
+# Plain logging: `setup_logging` shows INFO on the main process only (other processes log warnings and errors).
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 COMPLETE_MARKER = "COMPLETE"
@@ -87,7 +87,7 @@ def setup_accelerator(
     setup_logging(accelerator.is_main_process)
     set_seed(seed + accelerator.process_index)
     logger.info(f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
-                f"{accelerator.device}, mixed precision {mixed_precision}", main_process_only=True)
+                f"{accelerator.device}, mixed precision {mixed_precision}")
     return accelerator
 
 
@@ -147,16 +147,32 @@ def build_model(model_args) -> DepthAnythingForDepthEstimation:
         if model_args.encoder_init != "random":
             logger.info(f"Initialising the encoder from {model_args.encoder_init}")
             copy_encoder_weights(model, load_encoder_state(model_args.encoder_init), model_args.encoder_init)
+    freeze_unused_parameters(model)
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)  # faster convolutions (1.4x measured on CPU, bf16)
     return model
 
 
-class FrozenEncoder(torch.nn.Module):
-    """A frozen DINOv2 (`transformers.Dinov2Model`) returning its final layer-normed patch tokens.
+# Parameters that exist in the checkpoints but take no part in depth estimation: DINOv2's mask token (masked image
+# modelling only) and the first residual unit of the deepest fusion block, which has no previous map to refine
+# (as in the original DPT). Left trainable they break DDP ("parameters that were not used in producing loss") and
+# weight decay would shrink them for nothing.
+UNUSED_PARAMETER_PREFIXES = ("backbone.embeddings.mask_token", "neck.fusion_stage.layers.0.residual_layer1.")
 
-    The counterpart of the student's `out.patch_features` for the feature-alignment loss. Positions are interpolated
-    by transformers' formula, which differs from the student's `"original"` one by ~4e-3 relative on non-518 inputs.
+
+def freeze_unused_parameters(model: torch.nn.Module) -> None:
+    """Set `requires_grad=False` on the parameters named in `UNUSED_PARAMETER_PREFIXES`."""
+    for name, parameter in model.named_parameters():
+        if name.startswith(UNUSED_PARAMETER_PREFIXES):
+            parameter.requires_grad_(False)
+
+
+class FrozenEncoder(torch.nn.Module):
+    """A frozen DINOv2 (transformers' `Dinov2Backbone`) returning its final layer-normed patch tokens.
+
+    The counterpart of the student's `out.patch_features` for the feature-alignment loss. It is built as the encoder
+    of a Depth Anything model of the student's config, so the position grid is interpolated exactly as in the student
+    (`position_embedding_interpolation`; transformers' `Dinov2Model` formula differs a lot at small inputs).
     """
 
     def __init__(self, encoder: torch.nn.Module) -> None:
@@ -169,23 +185,18 @@ class FrozenEncoder(torch.nn.Module):
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values (batch, 3, H, W) -> patch features (batch, H/14 * W/14, hidden)."""
-        hidden = self.encoder(pixel_values=pixel_values).last_hidden_state  # (batch, 1 + patches, hidden), normed
-        return hidden[:, 1:]  # (batch, patches, hidden): CLS dropped
+        outputs = self.encoder(pixel_values, output_hidden_states=True)
+        last = self.encoder.layernorm(outputs.hidden_states[-1])  # (batch, 1 + patches, hidden)
+        return last[:, 1:]  # (batch, patches, hidden): CLS dropped
 
 
 def build_frozen_encoder(spec: str, model: DepthAnythingForDepthEstimation) -> FrozenEncoder:
     """The frozen DINOv2 for feature alignment: a Hub id/folder, a Depth Anything folder's encoder, or `"random"`
     (a copy of `model`'s current encoder: in tests the student's random init stands in for DINOv2)."""
-    from transformers import Dinov2Model
-
-    encoder = Dinov2Model(model.config.backbone_config)
+    holder = DepthAnythingForDepthEstimation(model.config)
     state = model.backbone.state_dict() if spec == "random" else load_encoder_state(spec)
-    own = encoder.state_dict()
-    missing = sorted(set(own) - set(state))
-    if missing:
-        raise ValueError(f"{spec}: frozen encoder weights lack {missing[:5]}; use a DINOv2 of the student's size")
-    encoder.load_state_dict({k: state[k] for k in own})
-    return FrozenEncoder(encoder)
+    copy_encoder_weights(holder, state, spec)
+    return FrozenEncoder(holder.backbone)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -326,7 +337,7 @@ class TrainingRun:
         path = resolve_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
         if path is None:
             if self.args.resume_from_checkpoint:
-                logger.info(f"No checkpoint in {self.args.output_dir}; starting from scratch", main_process_only=True)
+                logger.info(f"No checkpoint in {self.args.output_dir}; starting from scratch")
             return
         state = _read_json(os.path.join(path, "trainer_state.json"))
         if state["world_size"] != self.accelerator.num_processes:
@@ -341,7 +352,7 @@ class TrainingRun:
         stream_state = _read_json(os.path.join(path, f"stream_state_rank{self.accelerator.process_index}.json"))
         for name, stream in self.streams.items():
             stream.load_state_dict(stream_state[name])
-        logger.info(f"Resumed from {path} at step {self.global_step}", main_process_only=True)
+        logger.info(f"Resumed from {path} at step {self.global_step}")
 
     # -- checkpoints --------------------------------------------------------------------------------------------------
 
@@ -441,7 +452,7 @@ class TrainingRun:
                 window_start, window_images = time.perf_counter(), 0
             if self.global_step % args.checkpointing_steps == 0 or self.global_step == args.max_steps:
                 path = self.save_checkpoint()
-                logger.info(f"Saved {path}", main_process_only=True)
+                logger.info(f"Saved {path}")
         progress.close()
 
     def _check_finite(self, loss: torch.Tensor) -> None:
@@ -473,8 +484,7 @@ class TrainingRun:
         if self.accelerator.is_main_process:
             with open(os.path.join(self.args.output_dir, "losses.jsonl"), "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": self.global_step, **record}) + "\n")
-        logger.info(f"step {self.global_step}: loss {self.last_loss:.4f}, {images_per_second:.1f} images/s",
-                    main_process_only=True)
+        logger.info(f"step {self.global_step}: loss {self.last_loss:.4f}, {images_per_second:.1f} images/s")
 
     # -- the final folder ---------------------------------------------------------------------------------------------
 
@@ -588,12 +598,11 @@ def push_folder(folder: str, target: str, repo_type: str = "model", private: boo
     if is_local_target(target):
         destination = os.path.expanduser(target.removeprefix("file://"))
         shutil.copytree(folder, destination, dirs_exist_ok=True)
-        logger.info(f"Copied {folder} to {destination}", main_process_only=False)
+        logger.info(f"Copied {folder} to {destination}")
         return destination
     from huggingface_hub import create_repo, upload_folder
 
     repo_id = create_repo(target, repo_type=repo_type, private=private, exist_ok=True).repo_id
     upload_folder(repo_id=repo_id, folder_path=folder, repo_type=repo_type, commit_message=f"Upload {repo_type}")
-    logger.info(f"Pushed {folder} to https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
-                main_process_only=False)
+    logger.info(f"Pushed {folder} to https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}")
     return repo_id
