@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 SCENE_KINDS = ("room", "street", "objects")
 _NEAR = 0.05  # metres: hits closer than this to the camera are ignored
 _NOISE_SIZE = 256  # side of the tileable noise texture
+_MAX_GROUND_DISTANCE = 3000.0  # metres
 
 
 @dataclass
@@ -376,7 +377,8 @@ class GroundPlane:
     def intersect(self, origin, dx, dy, dz) -> np.ndarray:
         with np.errstate(divide="ignore"):
             t = -origin[1] / dy
-        return np.where((dy < 0) & (t > _NEAR), t, np.inf).astype(np.float32)
+        # beyond _MAX_GROUND_DISTANCE the ground is horizon haze: counted as sky (and texture lookups stay in int32)
+        return np.where((dy < 0) & (t > _NEAR) & (t < _MAX_GROUND_DISTANCE), t, np.inf).astype(np.float32)
 
     def surface(self, px, py, pz, rng_offset: float):
         zeros = np.zeros(len(px), np.float32)
