@@ -468,3 +468,21 @@ def test_two_real_processes_split_a_folder_disjointly_and_completely(tmp_path):
     parts = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
     assert not set(parts[0]) & set(parts[1])
     assert sorted(parts[0] + parts[1]) == sorted(s["id"] for s in load_unlabelled(folder))
+
+
+def _lazy_rows(path: str):
+    """Rows whose images are lazily opened PIL files, as a user's own generator might yield them."""
+    good = Image.fromarray(_image())
+    yield {"id": "cut", "image": Image.open(path), "depth": np.ones((30, 40), np.float32)}
+    yield {"id": "weird", "image": good, "depth": {"unexpected": "structure"}}
+    yield {"id": "ok", "image": good, "depth": np.ones((30, 40), np.float32)}
+
+
+def test_lazily_opened_truncated_pil_image_and_unexpected_errors_are_skipped(tmp_path):
+    path = tmp_path / "cut.png"
+    path.write_bytes(_png_bytes(_image(60, 80))[:300])
+    stream = datasets.IterableDataset.from_generator(_lazy_rows, gen_kwargs={"path": str(path)})
+    stats = SampleStats()
+    assert [s["id"] for s in load_labelled(stream, stats=stats)] == ["ok"]
+    assert stats.skipped["truncated image"] + stats.skipped["corrupt image"] == 1
+    assert sum(stats.skipped.values()) == 2

@@ -54,6 +54,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,11 @@ def decode_image(value: Any) -> Image.Image:
         image = Image.fromarray(value.astype(np.uint8) if value.dtype != np.uint8 else value)
     elif isinstance(value, Image.Image):
         image = value
+        try:
+            image.load()  # PIL opens lazily: a truncated file given as an open image fails only now
+        except (OSError, SyntaxError, ValueError) as error:
+            reason = "truncated image" if "truncated" in str(error).lower() else "corrupt image"
+            raise BadSampleError(reason, f"{getattr(image, 'filename', '') or 'PIL image'}: {error}") from error
     else:
         data, path = _read_bytes(value, "image")
         if len(data) == 0:
@@ -290,9 +296,10 @@ class _Decoder:
             sample = {"id": sample_id, "image": image}
             if self.depth is not None:
                 sample.update(self._decode_depth(example, image))
-        except BadSampleError as error:
-            self.stats.record_bad(sample_id, error.reason, str(error))
-            self.pending.append((sample_id, error.reason))
+        except Exception as error:  # a long job skips and counts whatever breaks one sample
+            reason = error.reason if isinstance(error, BadSampleError) else f"unexpected {type(error).__name__}"
+            self.stats.record_bad(sample_id, reason, str(error))
+            self.pending.append((sample_id, reason))
             return {"id": sample_id, "image": None, "skipped": []}
         self.stats.record_valid()
         sample["skipped"], self.pending = self.pending, []
@@ -341,10 +348,12 @@ def _image_files(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def _is_rgbd_folder(path: Path) -> bool:
-    return path.is_dir() and any(
-        (child / "depth.png").exists() and (child / "image.png").exists() for child in path.iterdir()
-    )
+def _is_rgbd_folder(path: Path, probe: int = 32) -> bool:
+    """Whether one of the first `probe` sub-folders holds image.png + depth.png (cheap on huge folders)."""
+    if not path.is_dir():
+        return False
+    children = (child for child in path.iterdir() if child.is_dir())
+    return any((child / "depth.png").exists() and (child / "image.png").exists() for child in islice(children, probe))
 
 
 def _builder_for_files(files: list[str]) -> str | None:
