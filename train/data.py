@@ -29,9 +29,21 @@ API (stable; imported by teacher.py, pseudo_label.py, student.py)::
     # bad input
     SampleStats (counters: seen, valid, skipped[reason], skipped_ids), NoValidSampleError
 
+    # elsewhere: strong perturbations + CutMix in augment.py; the pseudo-label writer/reader in pseudo_label_format.py
+
+Example (student stage, one process of N)::
+
+    transform = DepthTransform(size=518)
+    stream = MixedBatchStream(load_labelled("user/labelled-depth"), load_pseudo_labels("runs/pseudo"),
+                              transform, transform, batch_size=12, ratio=(1, 2), rank=rank, world_size=world_size)
+    for step, batch in zip(range(start_step, max_steps), stream):
+        labelled, unlabelled = batch["labelled"], batch["unlabelled"]   # dicts of tensors, see below
+    checkpoint["data"] = stream.state_dict()            # later: stream.load_state_dict(checkpoint["data"])
+
 Decoded sample (what the sources yield): ``id`` (str), ``image`` (PIL RGB), and for labelled sources ``depth``
 ((H, W) float32, NaN = invalid; metres or raw units times `depth_scale`), ``depth_kind`` ("depth" | "disparity"),
-``sky_mask`` ((H, W) bool or None). Every sample also carries ``skipped``: the (id, reason) pairs of bad samples the
+``sky_mask`` ((H, W) bool or None). `synthetic_stream` yields the same keys but marks sky with depth 0 (and
+``sky_mask``); `DepthTransform` treats depth <= 0 as invalid as well, so both conventions work. Every sample also carries ``skipped``: the (id, reason) pairs of bad samples the
 decoder dropped just before it, so counts survive DataLoader worker processes; `MixedBatchStream` and `iter_valid`
 add them up.
 
