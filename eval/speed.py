@@ -14,6 +14,7 @@ path the fraction of this machine's measured bf16 matmul throughput it reaches (
     python eval/speed.py --quick --ablation       # + the fast path's parts: autocast, bf16 weights, channels-last, SDPA
     python eval/speed.py --quick --compile        # + torch.compile of the fast path
     python eval/speed.py --json speed.json        # also write the results
+    python eval/speed.py --quick --threads 1 --clock cpu   # one core, CPU time: stable ratios on a busy machine
 """
 
 from __future__ import annotations
@@ -51,18 +52,20 @@ class Result:
     matmul_fraction: float | None = None  # achieved FLOP/s / measured bf16 matmul FLOP/s
 
 
-def measure_matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+def measure_matmul_peak(
+    dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Best FLOP/s of a square (size x size) @ (size x size) matmul in `dtype`."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     best = float("inf")
     for index in range(repeats + 2):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         a @ b
         _sync(device)
         if index >= 2:
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
     return 2 * size**3 / best
 
 
@@ -183,7 +186,9 @@ def onnx_runner(model: torch.nn.Module, height: int, width: int, folder: str) ->
 
     path = os.path.join(folder, f"v2s_{height}x{width}.onnx")
     export_onnx(model, path, height=height, width=width, check=False)
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same cores as PyTorch
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def run(pixel_values: torch.Tensor) -> torch.Tensor:
         (output,) = session.run(["predicted_depth"], {"pixel_values": pixel_values.cpu().numpy()})
@@ -202,7 +207,15 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
         device,
         torch.backends.cpu.get_cpu_capability(),
     )
-    peaks = {"bf16": measure_matmul_peak(torch.bfloat16, device), "fp32": measure_matmul_peak(torch.float32, device)}
+    # On a shared machine, the process's CPU time with one thread is what an idle core would take: time spent
+    # descheduled does not count. (With several threads, CPU time would add up the threads and their spin-waits.)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.clock == "cpu" and torch.get_num_threads() != 1:
+        raise SystemExit("--clock cpu needs --threads 1")
+    peaks = {
+        "bf16": measure_matmul_peak(torch.bfloat16, device, clock=clock),
+        "fp32": measure_matmul_peak(torch.float32, device, clock=clock),
+    }
     models = build_models(device, args.compile, args.ablation)
     reference = models.pop("_reference")
     results: list[Result] = []
@@ -216,10 +229,12 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
             # The matmul peak is re-measured around every case and the best kept: other processes slow it too.
-            peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device))
-            results.extend(run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image))
-    peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device))
-    peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device))
+            peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, clock=clock))
+            results.extend(
+                run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
+            )
+    peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, clock=clock))
+    peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device, clock=clock))
     print(
         f"\nmeasured matmul peak (best over the run): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, "
         f"fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s"
@@ -244,6 +259,7 @@ def run_case(
     batch: int,
     repeats: int,
     flops_per_image: float,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[Result]:
     torch.manual_seed(1)
     pixel_values = torch.randn(batch, 3, height, width, device=device)  # normalised-image statistics
@@ -265,10 +281,10 @@ def run_case(
     for _ in range(repeats):  # round-robin, so load from other processes hits every variant alike
         for name, run in variants.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             run(pixel_values)
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     builtin = statistics.median(times["transformers built-in (fp32)"])
     builtin_best = min(times["transformers built-in (fp32)"])
     results = []
@@ -297,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or process CPU time (with --threads 1: robust to other processes' load)")
     parser.add_argument("--ablation", action="store_true", help="also time bf16 autocast and bf16 weights alone")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
