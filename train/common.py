@@ -69,12 +69,15 @@ def setup_accelerator(
     gradient_accumulation_steps: int = 1,
     report_to: str = "none",
     seed: int = 0,
+    cpu_threads: int | None = None,
 ) -> Accelerator:
     """An `Accelerator` that works the same under `accelerate launch` on GPUs and `torchrun` on CPUs.
 
     Without a GPU it passes `cpu=True`, which gives MULTI_CPU over gloo under torchrun (facts §8).
     """
     on_cpu = not torch.cuda.is_available()
+    if on_cpu and cpu_threads:
+        torch.set_num_threads(cpu_threads)
     if on_cpu and mixed_precision == "fp16":
         raise ValueError("mixed_precision='fp16' needs a GPU; use 'bf16' on CPU (got 'fp16' without CUDA)")
     accelerator = Accelerator(
@@ -419,6 +422,7 @@ class TrainingRun:
         progress = tqdm(total=args.max_steps, initial=self.global_step, desc=self.stage,
                         disable=not accelerator.is_local_main_process, dynamic_ncols=True)
         window_start, window_images = time.perf_counter(), 0
+        loop_start = window_start
         while self.global_step < args.max_steps:
             step_losses: list[float] = []
             step_logs: dict[str, float] = {}
@@ -450,10 +454,21 @@ class TrainingRun:
                 elapsed = time.perf_counter() - window_start
                 self._log(step_logs, images_per_second=window_images / max(elapsed, 1e-9))
                 window_start, window_images = time.perf_counter(), 0
-            if self.global_step % args.checkpointing_steps == 0 or self.global_step == args.max_steps:
+            out_of_time = self._out_of_time(loop_start)
+            if self.global_step % args.checkpointing_steps == 0 or self.global_step == args.max_steps or out_of_time:
                 path = self.save_checkpoint()
                 logger.info(f"Saved {path}")
+            if out_of_time:
+                logger.info(f"Stopping at step {self.global_step}: max_minutes={args.max_minutes} reached")
+                break
         progress.close()
+
+    def _out_of_time(self, loop_start: float) -> bool:
+        """Whether `max_minutes` has passed on any process (all processes take the same decision)."""
+        if self.args.max_minutes is None:
+            return False
+        late = torch.tensor([float(time.perf_counter() - loop_start > 60 * self.args.max_minutes)])
+        return bool(self.accelerator.reduce(late.to(self.accelerator.device), reduction="sum").item() > 0)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         """Average the loss over processes and stop every process together if any of them is not finite."""

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     data_args, args = parse_args(DataArguments, PseudoLabelArguments, argv=argv)
     if not data_args.unlabelled:
         raise ValueError("nothing to label: give --unlabelled <image folder, dataset or synthetic>")
-    accelerator = setup_accelerator(args.output_dir, args.mixed_precision, seed=args.seed)
+    accelerator = setup_accelerator(args.output_dir, args.mixed_precision, seed=args.seed, cpu_threads=args.cpu_threads)
     try:
         rank, world = accelerator.process_index, accelerator.num_processes
         teacher = DepthAnythingForDepthEstimation.from_pretrained(args.teacher).eval().to(accelerator.device)

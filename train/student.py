@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         ModelArguments, DataArguments, TrainArguments, StudentArguments, argv=argv
     )
     accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
-                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed)
+                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed,
+                                    train_args.cpu_threads)
     try:
         model = build_model(model_args)
         frozen = None

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     if not data_args.labelled:
         raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or folder:PATH")
     accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
-                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed)
+                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed,
+                                    train_args.cpu_threads)
     try:
         stream = BatchSource(open_sources(data_args.labelled, data_args, labelled=True), None, data_args,
                              train_args.per_device_batch_size, (1, 0), seed=train_args.seed,
