@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("depth_anything").setLevel(level)
     logging.getLogger("modeling_depth_anything").setLevel(level)
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars
     try:
         return args.handler(args)
     except UsageError as error:

@@ -217,3 +217,14 @@ def test_unreadable_video(tmp_path, estimator):
     bad.write_bytes(b"not a video")
     with pytest.raises(ValueError, match="bad.mp4"):
         predict_video(estimator, bad, OutputWriter(tmp_path / "out"), "bad")
+
+
+def test_metric_model_predicts_metres(tmp_path):
+    torch.manual_seed(0)
+    config = DepthAnythingConfig.from_preset("tiny", depth_estimation_type="metric", max_depth=20)
+    DepthAnythingForDepthEstimation(config).save_pretrained(tmp_path)
+    DepthAnythingImageProcessor(size=28).save_pretrained(tmp_path)
+    estimator = DepthEstimator.from_pretrained(tmp_path, device="cpu", fast=False)
+    (result,) = estimator.predict_arrays([_image(28, 42)])
+    assert estimator.is_metric and result.is_metric
+    assert result.depth.shape == (28, 42) and 0 < result.depth.min() and result.depth.max() <= 20
