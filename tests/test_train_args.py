@@ -2,6 +2,7 @@
 checkpoint discovery, model building, push to a local folder."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import yaml
 from args import (
     DataArguments,
     ModelArguments,
+    PseudoLabelArguments,
     StudentArguments,
     TeacherArguments,
     TrainArguments,
@@ -29,6 +31,7 @@ from common import (
 
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 
+ROOT = Path(__file__).resolve().parents[1]
 TEACHER_TYPES = (ModelArguments, DataArguments, TrainArguments, TeacherArguments)
 
 
@@ -166,3 +169,14 @@ def test_local_push_targets():
     assert is_local_target("/tmp/x") and is_local_target("./x") and is_local_target("../x")
     assert not is_local_target("user/my-model")
     assert os.path.sep == "/"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(path):
+    if "pseudo_label" in path.name:
+        types = (DataArguments, PseudoLabelArguments)
+        argv = ["--config", str(path), "--teacher", "some/teacher"]
+    else:
+        types = (*TEACHER_TYPES[:3], StudentArguments if "student" in path.name else TeacherArguments)
+        argv = ["--config", str(path)]
+    parse_args(*types, argv=argv)

@@ -372,6 +372,8 @@ class TrainingRun:
             os.path.join(path, f"stream_state_rank{accelerator.process_index}.json"),
             {name: stream.state_dict() for name, stream in self.streams.items()},
         )
+        # Gathered on every process: FSDP and DeepSpeed ZeRO-3 shard the weights, a lone main process would hang.
+        full_state = accelerator.get_state_dict(self.model)
         if accelerator.is_main_process:
             _write_json(os.path.join(path, "trainer_state.json"), {
                 "global_step": self.global_step,
@@ -381,7 +383,7 @@ class TrainingRun:
                 "last_loss": self.last_loss,
                 "bad_samples": self.bad_counts(),
             })
-            accelerator.unwrap_model(self.model).save_pretrained(os.path.join(path, "model"))
+            accelerator.unwrap_model(self.model).save_pretrained(os.path.join(path, "model"), state_dict=full_state)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             with open(os.path.join(path, COMPLETE_MARKER), "w", encoding="utf-8") as handle:
@@ -508,10 +510,11 @@ class TrainingRun:
         accelerator = self.accelerator
         final = os.path.join(self.args.output_dir, "final")
         accelerator.wait_for_everyone()
+        full_state = accelerator.get_state_dict(self.model)  # on every process (sharded weights)
         if accelerator.is_main_process:
             save_pretrained_folder(accelerator.unwrap_model(self.model), processor, final, self.config_instances,
                                    stage=self.stage, steps=self.global_step, last_loss=self.last_loss,
-                                   bad_samples=self.bad_counts(), notes=card_notes)
+                                   bad_samples=self.bad_counts(), notes=card_notes, state_dict=full_state)
             logger.info(f"Saved the final model to {final}")
             if self.args.push_to_hub:
                 push_folder(final, self.args.hub_model_id, repo_type="model", private=self.args.hub_private)
@@ -529,10 +532,11 @@ def save_pretrained_folder(
     last_loss: float,
     bad_samples: dict[str, int],
     notes: str = "",
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """A `from_pretrained` folder: weights (safetensors), config, processor, `training_config.yaml`, `README.md`."""
     os.makedirs(folder, exist_ok=True)
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, state_dict=state_dict)
     processor.save_pretrained(folder)
     save_resolved_config(os.path.join(folder, "training_config.yaml"), *config_instances)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
