@@ -228,3 +228,13 @@ def test_metric_model_predicts_metres(tmp_path):
     (result,) = estimator.predict_arrays([_image(28, 42)])
     assert estimator.is_metric and result.is_metric
     assert result.depth.shape == (28, 42) and 0 < result.depth.min() and result.depth.max() <= 20
+
+
+def test_matmul_attention_matches_sdpa():
+    from modeling_depth_anything.inference import matmul_attention
+
+    query, key, value = (torch.randn(2, 3, 50, 16) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2)
+    output, weights = matmul_attention(None, query, key, value, None)
+    assert weights is None and output.shape == (2, 50, 3, 16)
+    torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
