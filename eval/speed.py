@@ -132,7 +132,7 @@ class _RssSampler:
         self.thread.join()
 
 
-def build_models(device: torch.device, compile: bool, ablation: bool) -> dict[str, Callable]:
+def build_models(device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small") -> dict[str, Callable]:
     """name -> callable(pixel_values float32 on device) -> float32 (batch, height, width) depth, same weights."""
     import transformers
 
@@ -140,7 +140,7 @@ def build_models(device: torch.device, compile: bool, ablation: bool) -> dict[st
     from modeling_depth_anything.inference import prepare_model
 
     torch.manual_seed(0)
-    ours = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("v2-small")).eval().to(device)
+    ours = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(preset)).eval().to(device)
     with tempfile.TemporaryDirectory() as folder:
         ours.save_pretrained(folder)
         # Plain transformers loads the built-in class from our config.json (model_type "depth_anything").
@@ -213,10 +213,10 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
     if args.clock == "cpu" and torch.get_num_threads() != 1:
         raise SystemExit("--clock cpu needs --threads 1")
     peaks = {
-        "bf16": measure_matmul_peak(torch.bfloat16, device, clock=clock),
-        "fp32": measure_matmul_peak(torch.float32, device, clock=clock),
+        "bf16": measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock),
+        "fp32": measure_matmul_peak(torch.float32, device, args.matmul_size, clock=clock),
     }
-    models = build_models(device, args.compile, args.ablation)
+    models = build_models(device, args.compile, args.ablation, args.preset)
     reference = models.pop("_reference")
     results: list[Result] = []
     onnx_folder = tempfile.mkdtemp(prefix="speed_onnx_")
@@ -229,12 +229,12 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
             # The matmul peak is re-measured around every case and the best kept: other processes slow it too.
-            peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, clock=clock))
+            peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock))
             results.extend(
                 run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
             )
-    peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, clock=clock))
-    peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device, clock=clock))
+    peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock))
+    peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device, args.matmul_size, clock=clock))
     print(
         f"\nmeasured matmul peak (best over the run): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, "
         f"fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s"
@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed calls per variant (default 10; 5 with --quick)"
     )
+    parser.add_argument("--matmul-size", type=int, default=2048, help="square matmul size for the peak (2048)")
+    parser.add_argument("--preset", default="v2-small", help="architecture (random weights); 'tiny' for smoke tests")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
