@@ -54,6 +54,10 @@ class ModelArguments:
         encoder_init (`str`, defaults to `"random"`): initialisation of the DINOv2 encoder: a Hub id or local folder
             loadable with `Dinov2Model.from_pretrained` (e.g. `facebook/dinov2-small`), a Depth Anything folder (its
             encoder is taken), or `"random"` (tests and from-scratch CPU runs).
+        decoder_init (`str`, defaults to `"pytorch"`): initialisation of a new neck and head: `"pytorch"` (PyTorch's
+            default conv init, as the original DPT code) or `"config"` (the model's `_init_weights`, normal(0, 0.02),
+            whose output starts at ~1e-6: the scale-invariant loss then has gradients ~1e5 and the first Adam step
+            kills the final ReLU; measured on the tiny model from scratch). Ignored with `init_from`.
         processor_size (`int`, defaults to 518): `size` of the image processor saved with the model (short side at
             inference); tiny runs use their training resolution.
         channels_last (`bool`, defaults to True): channels-last memory format for the convolutions (1.4x faster
@@ -63,6 +67,7 @@ class ModelArguments:
     preset: str = "tiny"
     init_from: str | None = None
     encoder_init: str = "random"
+    decoder_init: str = "pytorch"
     processor_size: int = 518
     channels_last: bool = True
 
@@ -72,6 +77,8 @@ class ModelArguments:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         _positive_int("processor_size", self.processor_size)
+        if self.decoder_init not in ("pytorch", "config"):
+            raise ValueError(f"decoder_init must be 'pytorch' or 'config', got {self.decoder_init!r}")
 
 
 @dataclass

@@ -147,6 +147,8 @@ def build_model(model_args) -> DepthAnythingForDepthEstimation:
         model = DepthAnythingForDepthEstimation.from_pretrained(model_args.init_from)
     else:
         model = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(model_args.preset))
+        if model_args.decoder_init == "pytorch":
+            reset_decoder(model)
         if model_args.encoder_init != "random":
             logger.info(f"Initialising the encoder from {model_args.encoder_init}")
             copy_encoder_weights(model, load_encoder_state(model_args.encoder_init), model_args.encoder_init)
@@ -154,6 +156,13 @@ def build_model(model_args) -> DepthAnythingForDepthEstimation:
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)  # faster convolutions (1.4x measured on CPU, bf16)
     return model
+
+
+def reset_decoder(model: DepthAnythingForDepthEstimation) -> None:
+    """PyTorch's default init for every convolution of the neck and head (the original DPT code's decoder init)."""
+    for module in [*model.neck.modules(), *model.head.modules()]:
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            module.reset_parameters()
 
 
 # Parameters that exist in the checkpoints but take no part in depth estimation: DINOv2's mask token (masked image

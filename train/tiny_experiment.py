@@ -34,14 +34,13 @@ sys.path.append(os.path.join(ROOT, "eval"))  # appended: eval/ must not shadow i
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from args import ModelArguments  # noqa: E402
+from common import build_model  # noqa: E402
 from metrics import evaluate_sample  # noqa: E402
 from synthetic import SyntheticConfig, render_sample  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from modeling_depth_anything import (  # noqa: E402
-    DepthAnythingConfig,
-    DepthAnythingForDepthEstimation,
-)
+from modeling_depth_anything import DepthAnythingForDepthEstimation  # noqa: E402
 from modeling_depth_anything.image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 logger = logging.getLogger("tiny_experiment")
@@ -125,7 +124,7 @@ def main() -> None:
             "--max_steps", str(args.student_steps), "--max_minutes", str(args.student_minutes)])
     scenes = held_out_scenes(args.num_eval)
     torch.manual_seed(0)
-    untrained = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny"))
+    untrained = build_model(ModelArguments(preset="tiny"))  # initialised exactly as the stages initialise a model
     results = {
         "teacher": affine_abs_rel(predict(DepthAnythingForDepthEstimation.from_pretrained(
             os.path.join(teacher_dir, "final")), scenes), scenes),
