@@ -33,7 +33,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .image_processing_depth_anything import DepthAnythingImageProcessor, load_image, resize_output_size, to_rgb_float
+from .image_processing_depth_anything import (
+    MIN_IMAGE_SIDE,
+    DepthAnythingImageProcessor,
+    load_image,
+    resize_output_size,
+    to_rgb_float,
+)
 from .modeling_depth_anything import DepthAnythingForDepthEstimation
 
 logger = logging.getLogger(__name__)
@@ -215,7 +221,7 @@ def prepare_model(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
-        model = torch.compile(model, dynamic=False)
+        model = torch.compile(model)  # recompiles once per new input size, then marks sizes dynamic
     return model
 
 
@@ -800,9 +806,16 @@ def image_iterator(items: Sequence[InputItem]) -> Iterator[tuple[InputItem, np.n
     """Load images one by one; yields (item, float RGB array) or (item, the exception that made it unreadable)."""
     for item in items:
         try:
-            yield item, to_rgb_float(load_image(item.path))
+            array = to_rgb_float(load_image(item.path))
         except (ValueError, OSError) as error:
             yield item, error
+            continue
+        height, width = array.shape[:2]
+        if min(height, width) < MIN_IMAGE_SIDE:
+            yield item, ValueError(f"{item.path}: {width}x{height} pixels is too small (at least "
+                                   f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE})")
+        else:
+            yield item, array
 
 
 __all__ = [

@@ -31,6 +31,7 @@ def photos(tmp_path):
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / "one.png")
     Image.fromarray(rng.integers(0, 255, (50, 30, 3), dtype=np.uint8)).save(folder / "two.jpg")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / "speck.png")  # smaller than one patch
     return folder
 
 
@@ -45,6 +46,7 @@ def test_predict_folder_skips_bad_file(model_dir, photos, tmp_path, caplog):
     ]
     assert np.load(output / "two_depth.npy").shape == (50, 30)
     assert "broken.jpg" in caplog.text and "not a readable image" in caplog.text
+    assert "speck.png: 8x8 pixels is too small" in caplog.text
 
 
 def test_predict_named_unreadable_image_fails(model_dir, photos, tmp_path, caplog):
