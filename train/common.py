@@ -88,7 +88,7 @@ def setup_accelerator(
         project_config=ProjectConfiguration(project_dir=output_dir, logging_dir=os.path.join(output_dir, "logs")),
     )
     setup_logging(accelerator.is_main_process)
-    set_seed(seed + accelerator.process_index)
+    set_seed(seed)  # the same on every process, so that models built next are identical (`TrainingRun` re-seeds)
     logger.info(f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
                 f"{accelerator.device}, mixed precision {mixed_precision}")
     return accelerator
@@ -337,6 +337,7 @@ class TrainingRun:
         optimizer = build_optimizer(model, args)
         self.scheduler = build_scheduler(optimizer, args)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        set_seed(args.seed + accelerator.process_index)  # per-process randomness (perturbations, CutMix) from here on
         if args.report_to == "tensorboard":
             hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                        for k, v in flat_config(*self.config_instances).items()}
