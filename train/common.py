@@ -562,59 +562,29 @@ def model_card(
     bad_samples: dict[str, int],
     notes: str = "",
 ) -> str:
-    """A Hub model card generated from the resolved config of the run."""
-    import yaml
+    """The Hub model card of a trained model: the project's template (`modeling_depth_anything/model_card.md`, via
+    `make_model_card`) filled with the stage, the data, the bad-sample counts and the resolved config."""
+    from modeling_depth_anything.model_card import make_model_card
 
     flat = flat_config(*config_instances)
     parameters = sum(p.numel() for p in model.parameters())
     sources = [*flat.get("labelled", []), *flat.get("unlabelled", [])]
     if flat.get("pseudo_labels"):
-        sources.append(f"pseudo:{flat['pseudo_labels']}")
-    kind = model.config.depth_estimation_type
-    output = "relative disparity (inverse depth up to an unknown scale and shift), not metres" if kind == "relative" \
-        else f"metric depth in metres (max {model.config.max_depth})"
-    return f"""---
-library_name: transformers
-pipeline_tag: depth-estimation
-license: apache-2.0
-tags:
-- depth-anything
-- depth-estimation
-- {stage}
----
-
-# Depth Anything {stage} ({flat.get('preset', 'custom')}, {parameters / 1e6:.1f}M parameters)
-
-Trained with depth-anything-hf (`train/{stage}.py`) for {steps} optimiser steps; final training loss {last_loss:.4f}.
-Output: {output}.
-
-## Usage
-
-```python
-from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-processor = AutoImageProcessor.from_pretrained("<this folder or repo>", trust_remote_code=True)
-model = AutoModelForDepthEstimation.from_pretrained("<this folder or repo>", trust_remote_code=True)
-inputs = processor(image, return_tensors="pt")
-depth = processor.post_process_depth_estimation(model(**inputs), target_sizes=[image.size[::-1]])[0]["predicted_depth"]
-```
-
-## Training data
-
-{', '.join(f'`{s}`' for s in sources) or 'see the config below'}. Bad samples skipped: {bad_samples or 'none'}.
-{notes}
-
-## Training configuration
-
-```yaml
-{yaml.safe_dump(flat, sort_keys=True).strip()}
-```
-
-## Limitations
-
-{'Relative' if kind == 'relative' else 'Metric'} depth from a single image; small or briefly trained models are
-demonstrations of the pipeline, not replacements for the released checkpoints.
-"""
+        sources.append(f"pseudo-labels: {flat['pseudo_labels']}")
+    hub_ids = [s for s in sources if s.count("/") == 1 and not is_local_target(s)]
+    encoder = flat.get("encoder_init", "random")
+    base_model = encoder if encoder != "random" and not is_local_target(encoder) else None
+    summary = (
+        f"Trained with depth-anything-hf `train/{stage}.py` ({flat.get('preset', 'custom')} preset, "
+        f"{parameters / 1e6:.1f}M parameters) for {steps} optimiser steps; final training loss {last_loss:.4f}. "
+        f"Encoder initialised from `{encoder}`. Data: {', '.join(f'`{s}`' for s in sources) or 'see the config'}. "
+        f"Bad samples skipped: {bad_samples or 'none'}. {notes}"
+    ).strip()
+    target = flat.get("hub_model_id") or "path/to/this/folder"
+    card = make_model_card(model.config, model_name=f"Depth Anything {stage} ({flat.get('preset', 'custom')})",
+                           repo_id=target, source=f"Trained by `train/{stage}.py`.", base_model=base_model,
+                           datasets=hub_ids or None, training_summary=summary, training_config=flat)
+    return str(card)
 
 
 def is_local_target(target: str) -> bool:
