@@ -227,7 +227,7 @@ def test_metric_model_predicts_metres(tmp_path):
     estimator = DepthEstimator.from_pretrained(tmp_path, device="cpu", fast=False)
     (result,) = estimator.predict_arrays([_image(28, 42)])
     assert estimator.is_metric and result.is_metric
-    assert result.depth.shape == (28, 42) and 0 < result.depth.min() and result.depth.max() <= 20
+    assert result.depth.shape == (28, 42) and result.depth.min() > 0 and result.depth.max() <= 20
 
 
 def test_matmul_attention_matches_sdpa():
