@@ -84,18 +84,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _release_freed_memory() -> None:
-    """Make glibc hand freed blocks back to the OS so that resident memory tracks live tensors (Linux only).
+def _set_malloc(measuring_memory: bool) -> None:
+    """glibc heap policy (Linux; a no-op elsewhere).
 
-    M_MMAP_THRESHOLD = 64 KiB puts every tensor of note in its own mapping, returned on free; malloc_trim(0)
-    releases what is left. Without this, a variant's peak is hidden by memory an earlier variant left in the heap.
+    While measuring memory: M_MMAP_THRESHOLD = 64 KiB puts every tensor of note in its own mapping, returned to the
+    OS on free, and malloc_trim(0) releases what is left, so resident memory tracks live tensors (otherwise a
+    variant's peak hides in memory an earlier variant left in the heap). While timing: a 32 MiB mmap threshold and
+    a 512 MiB trim threshold, glibc's steady state in a long-running process, so that freed activations are reused
+    instead of being page-faulted in again on every call (the 64 KiB setting slowed fp32 by ~6 %, bf16 by ~1 %).
     """
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-        libc.malloc_trim(0)
+        if measuring_memory:
+            libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+            libc.malloc_trim(0)
+        else:
+            libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
+            libc.mallopt(-1, 512 * 1024 * 1024)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -121,7 +128,7 @@ class _RssSampler:
             time.sleep(0.001)
 
     def __enter__(self) -> _RssSampler:
-        _release_freed_memory()
+        _set_malloc(measuring_memory=True)
         self.base, self.peak, self.running = self._rss(), 0, True
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -130,6 +137,7 @@ class _RssSampler:
     def __exit__(self, *exc) -> None:
         self.running = False
         self.thread.join()
+        _set_malloc(measuring_memory=False)
 
 
 def build_models(device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small") -> dict[str, Callable]:
