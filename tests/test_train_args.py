@@ -154,8 +154,16 @@ def test_final_folder_loads_and_has_a_card(tmp_path):
     model = build_model(ModelArguments(preset="tiny"))
     instances = [ModelArguments(), DataArguments(labelled=["synthetic"]), TrainArguments(max_steps=3)]
     folder = tmp_path / "final"
-    save_pretrained_folder(model, DepthAnythingImageProcessor(size=56), str(folder), instances, stage="teacher",
-                           steps=3, last_loss=0.5, bad_samples={"corrupt image": 1})
+    save_pretrained_folder(
+        model,
+        DepthAnythingImageProcessor(size=56),
+        str(folder),
+        instances,
+        stage="teacher",
+        steps=3,
+        last_loss=0.5,
+        bad_samples={"corrupt image": 1},
+    )
     loaded = DepthAnythingForDepthEstimation.from_pretrained(folder)
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)

@@ -16,7 +16,9 @@ from modeling_depth_anything.losses import depth_loss
 
 def _png(seed: int, height: int = 40, width: int = 48) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buffer, "PNG")
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
+        buffer, "PNG"
+    )
     return buffer.getvalue()
 
 
@@ -33,8 +35,13 @@ def _labelled_dataset() -> datasets.Dataset:
         if index == 3:
             image = b"\x89PNG\r\n\x1a\n broken"  # corrupt: skipped
         rows.append({"id": f"s{index}", "image": {"bytes": image, "path": None}, "depth": depth.tolist()})
-    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                  "depth": datasets.Sequence(datasets.Sequence(datasets.Value("float32")))})
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "depth": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+        }
+    )
     return datasets.Dataset.from_list(rows, features=features)
 
 
@@ -46,7 +53,9 @@ def test_bad_labels_are_masked_or_skipped_and_counted():
     assert set(batch["first.ids"]) <= {"s0", "s1", "s4", "s5"}
     assert torch.isfinite(batch["first.disparity"]).all()
     counts = stream.bad_counts()
-    assert counts.get("all-invalid depth") == 1 and counts.get("corrupt image", 0) + counts.get("truncated image", 0) == 1
+    assert (
+        counts.get("all-invalid depth") == 1 and counts.get("corrupt image", 0) + counts.get("truncated image", 0) == 1
+    )
     prediction = torch.rand(4, 28, 28, requires_grad=True)
     loss = depth_loss(prediction, batch["first.disparity"], batch["first.valid_mask"], gradient_weight=2.0)
     loss.backward()
@@ -54,12 +63,21 @@ def test_bad_labels_are_masked_or_skipped_and_counted():
 
 
 def test_batch_stream_state_is_json_and_resumes_the_same_batches():
-    data_args = DataArguments(labelled=["synthetic"], crop_size=28, synthetic_height=32, synthetic_width=40,
-                              synthetic_num_shards=2)
+    data_args = DataArguments(
+        labelled=["synthetic"], crop_size=28, synthetic_height=32, synthetic_width=40, synthetic_num_shards=2
+    )
 
     def make() -> BatchSource:
-        return BatchSource(open_sources(data_args.labelled, data_args, labelled=True), None, data_args, 2, (1, 0),
-                           seed=0, rank=0, world_size=1)
+        return BatchSource(
+            open_sources(data_args.labelled, data_args, labelled=True),
+            None,
+            data_args,
+            2,
+            (1, 0),
+            seed=0,
+            rank=0,
+            world_size=1,
+        )
 
     stream = make()
     stream.next_batch()

@@ -29,12 +29,23 @@ TINY = [
 ]  # fmt: skip
 TEACHER = ["train/teacher.py", "--config", "train/configs/tiny_teacher.yaml", *TINY]
 STUDENT = ["train/student.py", "--config", "train/configs/tiny_student.yaml", *TINY, "--per_device_batch_size", "3"]
-PSEUDO = ["train/pseudo_label.py", "--config", "train/configs/tiny_pseudo_label.yaml", "--inference_size", "56",
-          "--per_device_batch_size", "2", "--shard_size", "2"]
+PSEUDO = [
+    "train/pseudo_label.py",
+    "--config",
+    "train/configs/tiny_pseudo_label.yaml",
+    "--inference_size",
+    "56",
+    "--per_device_batch_size",
+    "2",
+    "--shard_size",
+    "2",
+]
 
 
 def _env() -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"
+    )
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -47,7 +58,9 @@ def run(args: list[str], processes: int = 1, check: bool = True, timeout: int = 
         command = [sys.executable, *args]
     result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -81,8 +94,21 @@ def workdir(tmp_path_factory) -> Path:
 def teacher_run(workdir) -> Path:
     """Uninterrupted 2-process teacher run: 4 steps, checkpoints every 2, pushed to a local folder."""
     output = workdir / "teacher"
-    run([*TEACHER, "--output_dir", str(output), "--max_steps", "4", "--checkpointing_steps", "2",
-         "--push_to_hub", "--hub_model_id", str(workdir / "pushed_teacher")], processes=2)
+    run(
+        [
+            *TEACHER,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "4",
+            "--checkpointing_steps",
+            "2",
+            "--push_to_hub",
+            "--hub_model_id",
+            str(workdir / "pushed_teacher"),
+        ],
+        processes=2,
+    )
     return output
 
 
@@ -95,9 +121,21 @@ def photos(workdir) -> tuple[Path, list[str]]:
 @pytest.fixture(scope="module")
 def pseudo_labels(workdir, teacher_run, photos) -> Path:
     output = workdir / "pseudo"
-    result = run([*PSEUDO, "--teacher", str(teacher_run / "final"), "--unlabelled", str(photos[0]),
-                  "--output_dir", str(output), "--push_to_hub", "--hub_dataset_id", str(workdir / "pushed_pseudo")],
-                 processes=2)
+    result = run(
+        [
+            *PSEUDO,
+            "--teacher",
+            str(teacher_run / "final"),
+            "--unlabelled",
+            str(photos[0]),
+            "--output_dir",
+            str(output),
+            "--push_to_hub",
+            "--hub_dataset_id",
+            str(workdir / "pushed_pseudo"),
+        ],
+        processes=2,
+    )
     assert "images/s" in result.stdout
     return output
 
@@ -118,8 +156,20 @@ def test_teacher_two_processes_checkpoints_and_final_folder(teacher_run, workdir
 def test_teacher_resume_continues_the_same_loss_curve(teacher_run, workdir):
     output = workdir / "teacher_resumed"
     run([*TEACHER, "--output_dir", str(output), "--max_steps", "2", "--checkpointing_steps", "2"], processes=2)
-    result = run([*TEACHER, "--output_dir", str(output), "--max_steps", "4", "--checkpointing_steps", "2",
-                  "--resume_from_checkpoint", "latest"], processes=2)
+    result = run(
+        [
+            *TEACHER,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "4",
+            "--checkpointing_steps",
+            "2",
+            "--resume_from_checkpoint",
+            "latest",
+        ],
+        processes=2,
+    )
     assert "Resumed from" in result.stderr
     resumed, uninterrupted = losses(output), losses(teacher_run)
     assert sorted(resumed) == [1, 2, 3, 4]
@@ -148,8 +198,20 @@ def test_pseudo_labelling_resumes_after_kill_9(teacher_run, workdir):
     folder = workdir / "many_photos"
     names = _photos(folder, 24, corrupt=False)
     output = workdir / "pseudo_killed"
-    command = [sys.executable, *PSEUDO, "--teacher", str(teacher_run / "final"), "--unlabelled", str(folder),
-               "--output_dir", str(output), "--per_device_batch_size", "1", "--shard_size", "1"]
+    command = [
+        sys.executable,
+        *PSEUDO,
+        "--teacher",
+        str(teacher_run / "final"),
+        "--unlabelled",
+        str(folder),
+        "--output_dir",
+        str(output),
+        "--per_device_batch_size",
+        "1",
+        "--shard_size",
+        "1",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((output / "data").glob("*.parquet"))) < 3 and process.poll() is None:
@@ -158,11 +220,14 @@ def test_pseudo_labelling_resumes_after_kill_9(teacher_run, workdir):
     process.wait()
     before = len(list((output / "data").glob("*.parquet")))
     assert 0 < before < len(names), "the kill came too late to test anything"
-    run([*PSEUDO, "--teacher", str(teacher_run / "final"), "--unlabelled", str(folder),
-         "--output_dir", str(output)])
+    run([*PSEUDO, "--teacher", str(teacher_run / "final"), "--unlabelled", str(folder), "--output_dir", str(output)])
     import pyarrow.parquet as pq
 
-    ids = [i for p in sorted((output / "data").glob("*.parquet")) for i in pq.read_table(p).column("source_id").to_pylist()]
+    ids = [
+        i
+        for p in sorted((output / "data").glob("*.parquet"))
+        for i in pq.read_table(p).column("source_id").to_pylist()
+    ]
     assert sorted(ids) == sorted(names)  # exactly once: nothing lost, nothing twice
 
 
@@ -181,9 +246,25 @@ def test_student_two_processes_resume_continues_the_same_loss_curve(pseudo_label
 
 def test_student_v2_mode_and_online_teacher(teacher_run, photos, workdir):
     output = workdir / "student_online_v2"
-    run([*STUDENT, "--mode", "v2", "--feature_alignment_weight", "0", "--online_teacher", str(teacher_run / "final"),
-         "--unlabelled", str(photos[0]), "--output_dir", str(output), "--max_steps", "2",
-         "--checkpointing_steps", "2"])
+    run(
+        [
+            *STUDENT,
+            "--mode",
+            "v2",
+            "--feature_alignment_weight",
+            "0",
+            "--online_teacher",
+            str(teacher_run / "final"),
+            "--unlabelled",
+            str(photos[0]),
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+        ]
+    )
     entries = [json.loads(line) for line in (output / "losses.jsonl").read_text().splitlines()]
     assert len(entries) == 2 and "train/loss_labelled" not in entries[0]
     assert (output / "final" / "model.safetensors").is_file()
@@ -211,8 +292,19 @@ def test_bad_labelled_samples_are_skipped_and_counted(workdir):
     folder = workdir / "rgbd"
     _rgbd_folder(folder)
     output = workdir / "teacher_bad_input"
-    run([*TEACHER, "--labelled", str(folder), "--output_dir", str(output), "--max_steps", "3",
-         "--checkpointing_steps", "3"])
+    run(
+        [
+            *TEACHER,
+            "--labelled",
+            str(folder),
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "3",
+            "--checkpointing_steps",
+            "3",
+        ]
+    )
     state = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
     bad = state["bad_samples"]
     assert bad.get("corrupt image", 0) + bad.get("truncated image", 0) >= 1
@@ -222,8 +314,20 @@ def test_bad_labelled_samples_are_skipped_and_counted(workdir):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir):
     output = workdir / "teacher_nan"
-    result = run([*TEACHER, "--output_dir", str(output), "--max_steps", "6", "--checkpointing_steps", "2",
-                  "--debug_nan_at_step", "3"], check=False)
+    result = run(
+        [
+            *TEACHER,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "6",
+            "--checkpointing_steps",
+            "2",
+            "--debug_nan_at_step",
+            "3",
+        ],
+        check=False,
+    )
     assert result.returncode != 0
     assert "Loss is not finite" in result.stderr and "checkpoint-2" in result.stderr
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2"]

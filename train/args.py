@@ -202,8 +202,14 @@ class TrainArguments:
     debug_nan_at_step: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "logging_steps",
-                     "checkpointing_steps", "checkpoints_total_limit"):
+        for name in (
+            "max_steps",
+            "per_device_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+            "checkpointing_steps",
+            "checkpoints_total_limit",
+        ):
             _positive_int(name, getattr(self, name))
         for name in ("encoder_lr", "decoder_lr_multiplier", "weight_decay", "max_grad_norm", "poly_power"):
             _non_negative_float(name, getattr(self, name))

@@ -89,8 +89,10 @@ def setup_accelerator(
     )
     setup_logging(accelerator.is_main_process)
     set_seed(seed)  # the same on every process, so that models built next are identical (`TrainingRun` re-seeds)
-    logger.info(f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
-                f"{accelerator.device}, mixed precision {mixed_precision}")
+    logger.info(
+        f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
+        f"{accelerator.device}, mixed precision {mixed_precision}"
+    )
     return accelerator
 
 
@@ -339,8 +341,10 @@ class TrainingRun:
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         set_seed(args.seed + accelerator.process_index)  # per-process randomness (perturbations, CutMix) from here on
         if args.report_to == "tensorboard":
-            hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                       for k, v in flat_config(*self.config_instances).items()}
+            hparams = {
+                k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                for k, v in flat_config(*self.config_instances).items()
+            }
             accelerator.init_trackers(stage, config=hparams)
 
     # -- resume -------------------------------------------------------------------------------------------------------
@@ -385,14 +389,17 @@ class TrainingRun:
         # Gathered on every process: FSDP and DeepSpeed ZeRO-3 shard the weights, a lone main process would hang.
         full_state = accelerator.get_state_dict(self.model)
         if accelerator.is_main_process:
-            _write_json(os.path.join(path, "trainer_state.json"), {
-                "global_step": self.global_step,
-                "world_size": accelerator.num_processes,
-                "images_seen": self.images_seen,
-                "scheduler": self.scheduler.state_dict(),
-                "last_loss": self.last_loss,
-                "bad_samples": self.bad_counts(),
-            })
+            _write_json(
+                os.path.join(path, "trainer_state.json"),
+                {
+                    "global_step": self.global_step,
+                    "world_size": accelerator.num_processes,
+                    "images_seen": self.images_seen,
+                    "scheduler": self.scheduler.state_dict(),
+                    "last_loss": self.last_loss,
+                    "bad_samples": self.bad_counts(),
+                },
+            )
             accelerator.unwrap_model(self.model).save_pretrained(os.path.join(path, "model"), state_dict=full_state)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -431,8 +438,13 @@ class TrainingRun:
         args, accelerator = self.args, self.accelerator
         self.maybe_resume()
         self.model.train()
-        progress = tqdm(total=args.max_steps, initial=self.global_step, desc=self.stage,
-                        disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+        progress = tqdm(
+            total=args.max_steps,
+            initial=self.global_step,
+            desc=self.stage,
+            disable=not accelerator.is_local_main_process,
+            dynamic_ncols=True,
+        )
         window_start, window_images = time.perf_counter(), 0
         loop_start = window_start
         while self.global_step < args.max_steps:
@@ -504,8 +516,13 @@ class TrainingRun:
     def _log(self, step_logs: dict[str, float], images_per_second: float) -> None:
         lr = {f"train/lr_{group.get('name', i)}": group["lr"] for i, group in enumerate(self.optimizer.param_groups)}
         bad = {f"data/bad_{reason}": count for reason, count in self.bad_counts().items()}
-        record = {"train/loss": self.last_loss, **{f"train/{k}": v for k, v in step_logs.items()}, **lr, **bad,
-                  "train/images_per_second": images_per_second}
+        record = {
+            "train/loss": self.last_loss,
+            **{f"train/{k}": v for k, v in step_logs.items()},
+            **lr,
+            **bad,
+            "train/images_per_second": images_per_second,
+        }
         if self.args.report_to == "tensorboard":
             self.accelerator.log(record, step=self.global_step)
         if self.accelerator.is_main_process:
@@ -522,9 +539,18 @@ class TrainingRun:
         accelerator.wait_for_everyone()
         full_state = accelerator.get_state_dict(self.model)  # on every process (sharded weights)
         if accelerator.is_main_process:
-            save_pretrained_folder(accelerator.unwrap_model(self.model), processor, final, self.config_instances,
-                                   stage=self.stage, steps=self.global_step, last_loss=self.last_loss,
-                                   bad_samples=self.bad_counts(), notes=card_notes, state_dict=full_state)
+            save_pretrained_folder(
+                accelerator.unwrap_model(self.model),
+                processor,
+                final,
+                self.config_instances,
+                stage=self.stage,
+                steps=self.global_step,
+                last_loss=self.last_loss,
+                bad_samples=self.bad_counts(),
+                notes=card_notes,
+                state_dict=full_state,
+            )
             logger.info(f"Saved the final model to {final}")
             if self.args.push_to_hub:
                 push_folder(final, self.args.hub_model_id, repo_type="model", private=self.args.hub_private)
@@ -581,9 +607,16 @@ def model_card(
         f"Bad samples skipped: {bad_samples or 'none'}. {notes}"
     ).strip()
     target = flat.get("hub_model_id") or "path/to/this/folder"
-    card = make_model_card(model.config, model_name=f"Depth Anything {stage} ({flat.get('preset', 'custom')})",
-                           repo_id=target, source=f"Trained by `train/{stage}.py`.", base_model=base_model,
-                           datasets=hub_ids or None, training_summary=summary, training_config=flat)
+    card = make_model_card(
+        model.config,
+        model_name=f"Depth Anything {stage} ({flat.get('preset', 'custom')})",
+        repo_id=target,
+        source=f"Trained by `train/{stage}.py`.",
+        base_model=base_model,
+        datasets=hub_ids or None,
+        training_summary=summary,
+        training_config=flat,
+    )
     return str(card)
 
 

@@ -39,9 +39,11 @@ from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythi
 def open_unlabelled(spec: str, data_args, stats: data.SampleStats):
     """Decoded unlabelled stream of one spec; synthetic scenes (endless) use `synthetic_seed + 1000`."""
     if spec == "synthetic":
-        return data.synthetic_stream(seed=data_args.synthetic_seed + 1000,
-                                     size=(data_args.synthetic_height, data_args.synthetic_width),
-                                     num_shards=data_args.synthetic_num_shards)
+        return data.synthetic_stream(
+            seed=data_args.synthetic_seed + 1000,
+            size=(data_args.synthetic_height, data_args.synthetic_width),
+            num_shards=data_args.synthetic_num_shards,
+        )
     return data.load_unlabelled(spec, stats=stats)
 
 
@@ -57,7 +59,8 @@ def label_batch(teacher, processor, accelerator, images: list) -> list:
     with torch.no_grad(), accelerator.autocast():
         outputs = teacher(pixel_values=inputs["pixel_values"].to(accelerator.device))
     maps = processor.post_process_depth_estimation(
-        outputs.predicted_depth.float().cpu(), target_sizes=[(image.height, image.width) for image in images],
+        outputs.predicted_depth.float().cpu(),
+        target_sizes=[(image.height, image.width) for image in images],
         resized_sizes=inputs.get("resized_sizes"),
     )
     return [entry["predicted_depth"].numpy() for entry in maps]
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     data_args, args = parse_args(DataArguments, PseudoLabelArguments, argv=argv)
     if not data_args.unlabelled:
         raise ValueError("nothing to label: give --unlabelled <image folder, dataset or synthetic>")
-    accelerator = setup_accelerator(args.output_dir, args.mixed_precision, seed=args.seed, cpu_threads=args.cpu_threads)
+    accelerator = setup_accelerator(
+        args.output_dir, args.mixed_precision, seed=args.seed, cpu_threads=args.cpu_threads
+    )
     try:
         rank, world = accelerator.process_index, accelerator.num_processes
         teacher = DepthAnythingForDepthEstimation.from_pretrained(args.teacher).eval().to(accelerator.device)
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
             save_resolved_config(os.path.join(args.output_dir, "resolved_config.yaml"), data_args, args)
         accelerator.wait_for_everyone()
         done = pseudo_label_format.written_ids(args.output_dir)
-        writer = pseudo_label_format.PseudoLabelWriter(args.output_dir, teacher_id=args.teacher,
-                                                       shard_size=args.shard_size, shard_prefix=f"rank{rank}-")
+        writer = pseudo_label_format.PseudoLabelWriter(
+            args.output_dir, teacher_id=args.teacher, shard_size=args.shard_size, shard_prefix=f"rank{rank}-"
+        )
         limit = None if args.max_images is None else -(-args.max_images // world)  # per process, rounded up
         labelled, start, skipped = 0, time.perf_counter(), {}
         progress = tqdm(desc="pseudo-labelling", unit="img", disable=not accelerator.is_local_main_process)
@@ -142,9 +148,12 @@ def finish(args: PseudoLabelArguments, elapsed: float, labelled: int) -> None:
         json.dump([{"id": key, "reason": value} for key, value in sorted(skipped.items())], handle, indent=1)
     pseudo_label_format.write_dataset_card(args.output_dir)
     total = len(pseudo_label_format.written_ids(args.output_dir))
-    print(f"pseudo-labelled {labelled} images in {elapsed:.1f} s: {labelled / max(elapsed, 1e-9):.2f} images/s "
-          f"(all processes); {total} images in {args.output_dir}; {len(skipped)} unreadable skipped "
-          f"(listed in {skipped_path})", flush=True)
+    print(
+        f"pseudo-labelled {labelled} images in {elapsed:.1f} s: {labelled / max(elapsed, 1e-9):.2f} images/s "
+        f"(all processes); {total} images in {args.output_dir}; {len(skipped)} unreadable skipped "
+        f"(listed in {skipped_path})",
+        flush=True,
+    )
     if args.push_to_hub:
         where = pseudo_label_format.push_to_hub(args.output_dir, args.hub_dataset_id)
         print(f"pushed the pseudo-labels to {where}", flush=True)

@@ -26,13 +26,20 @@ logger = logging.getLogger(__name__)
 def open_source(spec: str, data_args, labelled: bool, seed_offset: int = 0):
     """A decoded `datasets.IterableDataset` (unsharded) for one source spec."""
     if spec == "synthetic":
-        return data.synthetic_stream(seed=data_args.synthetic_seed + seed_offset,
-                                     size=(data_args.synthetic_height, data_args.synthetic_width),
-                                     num_shards=data_args.synthetic_num_shards)
+        return data.synthetic_stream(
+            seed=data_args.synthetic_seed + seed_offset,
+            size=(data_args.synthetic_height, data_args.synthetic_width),
+            num_shards=data_args.synthetic_num_shards,
+        )
     if labelled:
-        return data.load_labelled(spec, image_column=data_args.image_column, depth_column=data_args.depth_column,
-                                  depth_kind=data_args.depth_kind, depth_scale=data_args.depth_scale,
-                                  max_depth=data_args.max_depth)
+        return data.load_labelled(
+            spec,
+            image_column=data_args.image_column,
+            depth_column=data_args.depth_column,
+            depth_kind=data_args.depth_kind,
+            depth_scale=data_args.depth_scale,
+            max_depth=data_args.max_depth,
+        )
     return data.load_unlabelled(spec)
 
 
@@ -67,11 +74,20 @@ class BatchSource:
     streams with depth, ``ids``.
     """
 
-    def __init__(self, first, second, data_args, batch_size: int, ratio: tuple[int, int], seed: int, rank: int,
-                 world_size: int) -> None:
+    def __init__(
+        self, first, second, data_args, batch_size: int, ratio: tuple[int, int], seed: int, rank: int, world_size: int
+    ) -> None:
         transform = data.DepthTransform(size=data_args.crop_size, random_crop=True, hflip=data_args.hflip, seed=seed)
-        self.mixer = data.MixedBatchStream(first, second, labelled_transform=transform, unlabelled_transform=transform,
-                                           batch_size=batch_size, ratio=ratio, rank=rank, world_size=world_size)
+        self.mixer = data.MixedBatchStream(
+            first,
+            second,
+            labelled_transform=transform,
+            unlabelled_transform=transform,
+            batch_size=batch_size,
+            ratio=ratio,
+            rank=rank,
+            world_size=world_size,
+        )
         self._iterator = iter(self.mixer)
         self._resumed_skips: dict[str, int] = {}
 

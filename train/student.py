@@ -62,9 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, train_args, student_args = parse_args(
         ModelArguments, DataArguments, TrainArguments, StudentArguments, argv=argv
     )
-    accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
-                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed,
-                                    train_args.cpu_threads)
+    accelerator = setup_accelerator(
+        train_args.output_dir,
+        train_args.mixed_precision,
+        train_args.gradient_accumulation_steps,
+        train_args.report_to,
+        train_args.seed,
+        train_args.cpu_threads,
+    )
     try:
         model = build_model(model_args)
         frozen = None
@@ -75,12 +80,19 @@ def main(argv: list[str] | None = None) -> None:
         if student_args.online_teacher:
             teacher = DepthAnythingForDepthEstimation.from_pretrained(student_args.online_teacher)
             teacher.eval().requires_grad_(False).to(accelerator.device)
-        stream, with_labelled = build_stream(data_args, student_args, train_args, accelerator.process_index,
-                                             accelerator.num_processes)
+        stream, with_labelled = build_stream(
+            data_args, student_args, train_args, accelerator.process_index, accelerator.num_processes
+        )
         pseudo_part = "second" if with_labelled else "first"
         perturb = StrongPerturbation().to(accelerator.device) if student_args.strong_perturbations else None
-        run = TrainingRun(accelerator, model, train_args, [model_args, data_args, train_args, student_args],
-                          {"batches": stream}, stage="student")
+        run = TrainingRun(
+            accelerator,
+            model,
+            train_args,
+            [model_args, data_args, train_args, student_args],
+            {"batches": stream},
+            stage="student",
+        )
 
         def compute_loss(model, batch):
             clean = batch[f"{pseudo_part}.pixel_values"]  # (num_pseudo, 3, S, S), normalised
@@ -96,19 +108,27 @@ def main(argv: list[str] | None = None) -> None:
             student_input = torch.cat([batch["first.pixel_values"], images]) if with_labelled else images
             outputs = model(pixel_values=student_input)  # one pass over labelled + perturbed pseudo-labelled
             prediction = outputs.predicted_depth  # (batch, S, S)
-            loss = cutmix_loss(prediction[num_labelled:], labels[pairing], labels, box,
-                               torch.where(box, valid[pairing], valid), trim=student_args.trim)
+            loss = cutmix_loss(
+                prediction[num_labelled:],
+                labels[pairing],
+                labels,
+                box,
+                torch.where(box, valid[pairing], valid),
+                trim=student_args.trim,
+            )
             logs = {"loss_pseudo": loss.item()}
             if with_labelled:
-                loss_labelled = depth_loss(prediction[:num_labelled], batch["first.disparity"],
-                                           batch["first.valid_mask"])
+                loss_labelled = depth_loss(
+                    prediction[:num_labelled], batch["first.disparity"], batch["first.valid_mask"]
+                )
                 loss = loss + loss_labelled
                 logs["loss_labelled"] = loss_labelled.item()
             if frozen is not None:
                 with accelerator.autocast():
                     frozen_features = frozen(images)  # (num_pseudo, patches, hidden), same input as the student's
-                loss_feature = feature_alignment_loss(outputs.patch_features[num_labelled:], frozen_features,
-                                                      margin=student_args.feature_margin)
+                loss_feature = feature_alignment_loss(
+                    outputs.patch_features[num_labelled:], frozen_features, margin=student_args.feature_margin
+                )
                 loss = loss + student_args.feature_alignment_weight * loss_feature
                 logs["loss_feature"] = loss_feature.item()
             return loss, logs

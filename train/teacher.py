@@ -30,20 +30,42 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not data_args.labelled:
         raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or folder:PATH")
-    accelerator = setup_accelerator(train_args.output_dir, train_args.mixed_precision,
-                                    train_args.gradient_accumulation_steps, train_args.report_to, train_args.seed,
-                                    train_args.cpu_threads)
+    accelerator = setup_accelerator(
+        train_args.output_dir,
+        train_args.mixed_precision,
+        train_args.gradient_accumulation_steps,
+        train_args.report_to,
+        train_args.seed,
+        train_args.cpu_threads,
+    )
     try:
-        stream = BatchSource(open_sources(data_args.labelled, data_args, labelled=True), None, data_args,
-                             train_args.per_device_batch_size, (1, 0), seed=train_args.seed,
-                             rank=accelerator.process_index, world_size=accelerator.num_processes)
-        run = TrainingRun(accelerator, build_model(model_args), train_args,
-                          [model_args, data_args, train_args, teacher_args], {"labelled": stream}, stage="teacher")
+        stream = BatchSource(
+            open_sources(data_args.labelled, data_args, labelled=True),
+            None,
+            data_args,
+            train_args.per_device_batch_size,
+            (1, 0),
+            seed=train_args.seed,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+        )
+        run = TrainingRun(
+            accelerator,
+            build_model(model_args),
+            train_args,
+            [model_args, data_args, train_args, teacher_args],
+            {"labelled": stream},
+            stage="teacher",
+        )
 
         def compute_loss(model, batch):
             prediction = model(pixel_values=batch["first.pixel_values"]).predicted_depth  # (batch, S, S)
-            loss = depth_loss(prediction, batch["first.disparity"], batch["first.valid_mask"],
-                              gradient_weight=teacher_args.gradient_weight)
+            loss = depth_loss(
+                prediction,
+                batch["first.disparity"],
+                batch["first.valid_mask"],
+                gradient_weight=teacher_args.gradient_weight,
+            )
             return loss, {}
 
         run.train(lambda: flatten(stream.next_batch()), compute_loss)

@@ -96,7 +96,9 @@ def run_stage(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/tiny_experiment")
-    parser.add_argument("--teacher_minutes", type=float, default=4.75, help="loop budget; the whole stage stays under 5 min")
+    parser.add_argument(
+        "--teacher_minutes", type=float, default=4.75, help="loop budget; the whole stage stays under 5 min"
+    )
     parser.add_argument("--teacher_steps", type=int, default=1200, help="schedule length (stops earlier on time)")
     parser.add_argument("--student_minutes", type=float, default=3.0)
     parser.add_argument("--student_steps", type=int, default=800)
@@ -106,47 +108,106 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = os.path.abspath(args.output_dir)
-    teacher_dir, pseudo_dir, student_dir = (os.path.join(out, name) for name in ("teacher", "pseudo_labels", "student"))
+    teacher_dir, pseudo_dir, student_dir = (
+        os.path.join(out, name) for name in ("teacher", "pseudo_labels", "student")
+    )
     python = sys.executable
     times = {}
     if not args.skip_training:
-        times["teacher_s"] = run_stage([
-            python, "train/teacher.py", "--config", "train/configs/tiny_teacher.yaml", "--output_dir", teacher_dir,
-            "--max_steps", str(args.teacher_steps), "--max_minutes", str(args.teacher_minutes)])
-        times["pseudo_label_s"] = run_stage([
-            python, "train/pseudo_label.py", "--config", "train/configs/tiny_pseudo_label.yaml",
-            "--teacher", os.path.join(teacher_dir, "final"), "--unlabelled", "synthetic",
-            "--synthetic_height", "144", "--synthetic_width", "192", "--max_images", str(args.pseudo_images),
-            "--output_dir", pseudo_dir])
-        times["student_s"] = run_stage([
-            python, "train/student.py", "--config", "train/configs/tiny_student.yaml", "--mode", "v2",
-            "--feature_alignment_weight", "0", "--pseudo_labels", pseudo_dir, "--output_dir", student_dir,
-            "--max_steps", str(args.student_steps), "--max_minutes", str(args.student_minutes)])
+        times["teacher_s"] = run_stage(
+            [
+                python,
+                "train/teacher.py",
+                "--config",
+                "train/configs/tiny_teacher.yaml",
+                "--output_dir",
+                teacher_dir,
+                "--max_steps",
+                str(args.teacher_steps),
+                "--max_minutes",
+                str(args.teacher_minutes),
+            ]
+        )
+        times["pseudo_label_s"] = run_stage(
+            [
+                python,
+                "train/pseudo_label.py",
+                "--config",
+                "train/configs/tiny_pseudo_label.yaml",
+                "--teacher",
+                os.path.join(teacher_dir, "final"),
+                "--unlabelled",
+                "synthetic",
+                "--synthetic_height",
+                "144",
+                "--synthetic_width",
+                "192",
+                "--max_images",
+                str(args.pseudo_images),
+                "--output_dir",
+                pseudo_dir,
+            ]
+        )
+        times["student_s"] = run_stage(
+            [
+                python,
+                "train/student.py",
+                "--config",
+                "train/configs/tiny_student.yaml",
+                "--mode",
+                "v2",
+                "--feature_alignment_weight",
+                "0",
+                "--pseudo_labels",
+                pseudo_dir,
+                "--output_dir",
+                student_dir,
+                "--max_steps",
+                str(args.student_steps),
+                "--max_minutes",
+                str(args.student_minutes),
+            ]
+        )
     scenes = held_out_scenes(args.num_eval)
     torch.manual_seed(0)
     untrained = build_model(ModelArguments(preset="tiny"))  # initialised exactly as the stages initialise a model
     results = {
-        "teacher": affine_abs_rel(predict(DepthAnythingForDepthEstimation.from_pretrained(
-            os.path.join(teacher_dir, "final")), scenes), scenes),
+        "teacher": affine_abs_rel(
+            predict(DepthAnythingForDepthEstimation.from_pretrained(os.path.join(teacher_dir, "final")), scenes),
+            scenes,
+        ),
         "untrained": affine_abs_rel(predict(untrained, scenes), scenes),
         "vertical_prior": affine_abs_rel([vertical_prior(scene) for scene in scenes], scenes),
-        "student": affine_abs_rel(predict(DepthAnythingForDepthEstimation.from_pretrained(
-            os.path.join(student_dir, "final")), scenes), scenes),
+        "student": affine_abs_rel(
+            predict(DepthAnythingForDepthEstimation.from_pretrained(os.path.join(student_dir, "final")), scenes),
+            scenes,
+        ),
     }
-    summary = {"abs_rel": results, "num_eval": args.num_eval, "eval_seed": EVAL_SEED, "eval_size": EVAL_SIZE,
-               "protocol": "per-image least-squares scale+shift in disparity, AbsRel in disparity, sky excluded",
-               **times}
+    summary = {
+        "abs_rel": results,
+        "num_eval": args.num_eval,
+        "eval_seed": EVAL_SEED,
+        "eval_size": EVAL_SIZE,
+        "protocol": "per-image least-squares scale+shift in disparity, AbsRel in disparity, sky excluded",
+        **times,
+    }
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    print(f"\nAffine-aligned AbsRel on {args.num_eval} held-out synthetic scenes (seed {EVAL_SEED}, "
-          f"{EVAL_SIZE[0]}x{EVAL_SIZE[1]}; lower is better):")
-    print(f"  teacher (trained from scratch, {times.get('teacher_s', float('nan')) / 60:.1f} min): {results['teacher']:.3f}")
+    print(
+        f"\nAffine-aligned AbsRel on {args.num_eval} held-out synthetic scenes (seed {EVAL_SEED}, "
+        f"{EVAL_SIZE[0]}x{EVAL_SIZE[1]}; lower is better):"
+    )
+    print(
+        f"  teacher (trained from scratch, {times.get('teacher_s', float('nan')) / 60:.1f} min): {results['teacher']:.3f}"
+    )
     print(f"  untrained model:                 {results['untrained']:.3f}")
     print(f"  vertical-gradient prior:         {results['vertical_prior']:.3f}")
     print(f"  student (pseudo-labels only):    {results['student']:.3f}")
-    print(f"teacher beats prior: {results['teacher'] < results['vertical_prior']}, teacher beats untrained: "
-          f"{results['teacher'] < results['untrained']}, student beats untrained: "
-          f"{results['student'] < results['untrained']}")
+    print(
+        f"teacher beats prior: {results['teacher'] < results['vertical_prior']}, teacher beats untrained: "
+        f"{results['teacher'] < results['untrained']}, student beats untrained: "
+        f"{results['student'] < results['untrained']}"
+    )
 
 
 if __name__ == "__main__":
