@@ -188,3 +188,18 @@ def test_every_shipped_config_parses(path):
         types = (*TEACHER_TYPES[:3], StudentArguments if "student" in path.name else TeacherArguments)
         argv = ["--config", str(path)]
     parse_args(*types, argv=argv)
+
+
+def test_encoder_init_from_a_dinov2_folder(tmp_path):
+    from transformers import Dinov2Model
+
+    reference = build_model(ModelArguments(preset="tiny"))
+    dinov2 = Dinov2Model(reference.config.backbone_config)
+    dinov2.save_pretrained(tmp_path / "dinov2")
+    model = build_model(ModelArguments(preset="tiny", encoder_init=str(tmp_path / "dinov2")))
+    for (name, a), b in zip(model.backbone.state_dict().items(), dinov2.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    frozen = build_frozen_encoder(str(tmp_path / "dinov2"), model)
+    torch.testing.assert_close(
+        frozen(torch.zeros(1, 3, 28, 28)), model.eval()(torch.zeros(1, 3, 28, 28)).patch_features
+    )
