@@ -1,6 +1,6 @@
 """The whole Depth Anything pipeline at CPU scale, end to end, on data this repository ships or generates.
 
-    bash run.sh                                  # set-up if needed, then this script (~12 minutes on 2 CPU cores)
+    bash run.sh                                  # set-up if needed, then this script (~10 minutes on 2 CPU cores)
     .venv/bin/python run_pipeline.py --output_dir runs/pipeline [--teacher_minutes 4.5 --student_minutes 3.5]
 
 1. Teacher: the tiny model (~2.8M parameters) trained from scratch on procedural synthetic scenes (V2 teacher recipe:
