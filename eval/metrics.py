@@ -66,6 +66,18 @@ def _to_numpy(array: Any, dtype=np.float64) -> np.ndarray:
     return np.asarray(array, dtype=dtype)
 
 
+def _same_shape_arrays(prediction: Any, target: Any, mask: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 prediction and target and a bool mask, which must all have one shape."""
+    prediction = _to_numpy(prediction)
+    target = _to_numpy(target)
+    mask = _to_numpy(mask, dtype=bool)
+    if not prediction.shape == target.shape == mask.shape:
+        raise InvalidSampleError(
+            f"prediction, target and mask must have the same shape, got {prediction.shape}, {target.shape}, {mask.shape}"
+        )
+    return prediction, target, mask
+
+
 def _check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -90,13 +102,7 @@ def align_scale_shift(prediction: Any, target: Any, mask: Any) -> tuple[np.ndarr
         `(scale, shift)`, each a float64 array of shape `(...)`. Degenerate images (fewer than 2 valid pixels or a
         constant prediction) get scale 0 and shift = mean target (NaN only when the mask is empty).
     """
-    prediction = _to_numpy(prediction)
-    target = _to_numpy(target)
-    mask = _to_numpy(mask, dtype=bool)
-    if not prediction.shape == target.shape == mask.shape:
-        raise InvalidSampleError(
-            f"prediction, target and mask must have the same shape, got {prediction.shape}, {target.shape}, {mask.shape}"
-        )
+    prediction, target, mask = _same_shape_arrays(prediction, target, mask)
     weights = mask.astype(np.float64)
     prediction = np.where(mask, prediction, 0.0)
     target = np.where(mask, target, 0.0)
@@ -151,13 +157,7 @@ def compute_depth_metrics(prediction: Any, target: Any, mask: Any) -> dict[str, 
         dict ``name -> float64 array of shape (...)`` for every name in :data:`METRIC_NAMES`, plus ``valid_pixels``.
         Images with an empty mask get NaN (callers skip them, see :class:`MetricAccumulator`).
     """
-    prediction = _to_numpy(prediction)
-    target = _to_numpy(target)
-    mask = _to_numpy(mask, dtype=bool)
-    if not prediction.shape == target.shape == mask.shape:
-        raise InvalidSampleError(
-            f"prediction, target and mask must have the same shape, got {prediction.shape}, {target.shape}, {mask.shape}"
-        )
+    prediction, target, mask = _same_shape_arrays(prediction, target, mask)
     if np.any(mask & ~(prediction > 0)) or np.any(mask & ~(target > 0)):
         raise InvalidSampleError("prediction and target must be positive and finite on valid pixels (clamp first)")
     # Safe values outside the mask so that logs and divisions never warn; they are zero-weighted below.
