@@ -3,7 +3,7 @@ checkpoints with resume, the NaN stop, logging, the final `from_pretrained` fold
 
 The stage scripts (`teacher.py`, `student.py`) only say how to get a batch and how to compute its loss::
 
-    accelerator = setup_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args)
     model = build_model(model_args)
     run = TrainingRun(accelerator, model, train_args, config_instances, streams={"labelled": stream}, stage="teacher")
     run.train(next_batch, compute_loss)      # resumes, logs, checkpoints, stops on NaN
@@ -94,6 +94,14 @@ def setup_accelerator(
         f"{accelerator.device}, mixed precision {mixed_precision}"
     )
     return accelerator
+
+
+def setup_training_accelerator(args: TrainArguments) -> Accelerator:
+    """`setup_accelerator` configured from a training stage's `TrainArguments` (teacher and student)."""
+    return setup_accelerator(
+        args.output_dir, args.mixed_precision, args.gradient_accumulation_steps, args.report_to, args.seed,
+        args.cpu_threads,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------

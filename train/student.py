@@ -27,7 +27,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torch  # noqa: E402
 from args import DataArguments, ModelArguments, StudentArguments, TrainArguments, parse_args  # noqa: E402
 from augment import StrongPerturbation, cutmix  # noqa: E402
-from common import TrainingRun, build_frozen_encoder, build_model, setup_accelerator  # noqa: E402
+from common import TrainingRun, build_frozen_encoder, build_model, setup_training_accelerator  # noqa: E402
 from stage_data import BatchSource, flatten, open_pseudo_labels, open_sources  # noqa: E402
 
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor  # noqa: E402
@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, train_args, student_args = parse_args(
         ModelArguments, DataArguments, TrainArguments, StudentArguments, argv=argv
     )
-    accelerator = setup_accelerator(
-        train_args.output_dir,
-        train_args.mixed_precision,
-        train_args.gradient_accumulation_steps,
-        train_args.report_to,
-        train_args.seed,
-        train_args.cpu_threads,
-    )
+    accelerator = setup_training_accelerator(train_args)
     try:
         model = build_model(model_args)
         frozen = None

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a sc
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
 from args import DataArguments, ModelArguments, TeacherArguments, TrainArguments, parse_args  # noqa: E402
-from common import TrainingRun, build_model, setup_accelerator  # noqa: E402
+from common import TrainingRun, build_model, setup_training_accelerator  # noqa: E402
 from stage_data import BatchSource, flatten, open_sources  # noqa: E402
 
 from modeling_depth_anything import DepthAnythingImageProcessor  # noqa: E402
@@ -30,14 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not data_args.labelled:
         raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or folder:PATH")
-    accelerator = setup_accelerator(
-        train_args.output_dir,
-        train_args.mixed_precision,
-        train_args.gradient_accumulation_steps,
-        train_args.report_to,
-        train_args.seed,
-        train_args.cpu_threads,
-    )
+    accelerator = setup_training_accelerator(train_args)
     try:
         stream = BatchSource(
             open_sources(data_args.labelled, data_args, labelled=True),
