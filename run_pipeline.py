@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT / "train"))
-sys.path.append(str(ROOT / "eval"))  # appended: eval/ must not shadow installed libraries
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
 PYTHON = sys.executable
 
 
@@ -50,7 +46,7 @@ def run(step: str, command: list[str], log: list[dict]) -> None:
 
 def score(predictions: list[np.ndarray], targets: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Mean per-image AbsRel and δ1 after least-squares scale and shift in disparity (eval/metrics.py)."""
-    from metrics import evaluate_sample
+    from modeling_depth_anything.evaluation.metrics import evaluate_sample
 
     results = [evaluate_sample(p, depth, mask=mask, protocol="disparity") for p, (depth, mask) in zip(predictions, targets)]
     return {"abs_rel": float(np.mean([r["abs_rel"] for r in results])),
@@ -77,7 +73,7 @@ def evaluate_synthetic(models: dict[str, Path], count: int) -> dict[str, dict]:
 
 
 def evaluate_real(models: dict[str, Path], out: Path, input_size: int, log: list[dict]) -> dict[str, dict]:
-    from benchmarks import BadSampleError, load_benchmark
+    from modeling_depth_anything.evaluation.benchmarks import BadSampleError, load_benchmark
 
     samples = [s for s in load_benchmark("rgbd:assets/rgbd").iter_samples() if not isinstance(s, BadSampleError)]
     results = {"vertical prior": score([vertical_prior(*s.depth.shape) for s in samples],
@@ -96,10 +92,9 @@ def evaluate_real(models: dict[str, Path], out: Path, input_size: int, log: list
 
 def save_untrained(folder: Path) -> Path:
     """The untrained baseline: the tiny model initialised exactly as the stages initialise one."""
-    from args import ModelArguments
-    from common import build_model
-
     from modeling_depth_anything import DepthAnythingImageProcessor
+    from modeling_depth_anything.training import build_model
+    from modeling_depth_anything.training.args import ModelArguments
 
     torch.manual_seed(0)
     build_model(ModelArguments(preset="tiny")).save_pretrained(folder)

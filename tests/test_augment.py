@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from augment import CutMixResult, StrongPerturbation, cutmix, mix_targets
+
+from modeling_depth_anything.data.augment import CutMixResult, StrongPerturbation, cutmix, mix_targets
 
 
 def _batch(size=4, side=28):

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks import (
+from PIL import Image
+
+from modeling_depth_anything.evaluation.benchmarks import (
     DEFAULT_BENCHMARK,
     BadSampleError,
     DA2KBenchmark,
@@ -16,7 +18,6 @@ from benchmarks import (
     load_benchmark,
     parse_spec,
 )
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("eval_layouts", ROOT / "tests" / "fixtures" / "eval" / "layouts.py")

@@ -12,7 +12,9 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from data import (
+from PIL import Image
+
+from modeling_depth_anything.data.streams import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     DepthTransform,
@@ -27,9 +29,8 @@ from data import (
     load_rgbd_folder,
     load_unlabelled,
     shard_for_process,
-    synthetic_stream,
 )
-from PIL import Image
+from modeling_depth_anything.data.synthetic import synthetic_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -447,14 +448,14 @@ def test_two_real_processes_split_a_folder_disjointly_and_completely(tmp_path):
 
     folder = _make_image_folder(tmp_path / "photos", count=7)
     script = (
-        "import json, sys; sys.path.append(sys.argv[3]); from data import load_unlabelled, shard_for_process; "
+        "import json, sys; from modeling_depth_anything.data import load_unlabelled, shard_for_process; "
         "rank, world = int(sys.argv[1]), 2; "
         "print(json.dumps([s['id'] for s in shard_for_process(load_unlabelled(sys.argv[2]), rank, world)]))"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", script, str(rank), str(folder), str(ROOT / "train")],
+            [sys.executable, "-c", script, str(rank), str(folder)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

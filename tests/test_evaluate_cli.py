@@ -1,4 +1,4 @@
-"""eval/evaluate.py end to end with a tiny random model: the shipped benchmark, DA-2K, model cards, bad input."""
+"""eval/evaluate_model.py end to end with a tiny random model: the shipped benchmark, DA-2K, model cards, bad input."""
 
 import importlib.util
 import json
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from modeling_depth_anything.evaluation import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +23,7 @@ def _load(name: str, path: Path):
 
 
 layouts = _load("eval_layouts", ROOT / "tests" / "fixtures" / "eval" / "layouts.py")
-# Loaded under another name: a module called `evaluate` would shadow the Hugging Face library.
-cli = _load("evaluate_cli", ROOT / "eval" / "evaluate.py")
+cli = runner
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_cli_on_shipped_benchmark(tiny_model_dir, tmp_path):
     card.write_text("---\nlicense: apache-2.0\n---\n\n# Tiny model\n\nHand-written text stays.\n")
     command = [
         sys.executable,
-        str(ROOT / "eval" / "evaluate.py"),
+        str(ROOT / "eval" / "evaluate_model.py"),
         "--model",
         str(tiny_model_dir),
         "--output",
@@ -79,7 +80,7 @@ def test_cli_on_shipped_benchmark(tiny_model_dir, tmp_path):
 
 
 def test_model_card_update_replaces_section_and_rejects_bad_yaml(tmp_path):
-    from report import card_eval_results, update_model_card
+    from modeling_depth_anything.evaluation.report import card_eval_results, update_model_card
 
     def results(protocol, abs_rel):
         benchmark = {"kind": "nyu", "display_name": "NYUv2", "split": "test", "metrics": {"abs_rel": abs_rel}}

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from metrics import (
+
+from modeling_depth_anything.evaluation.metrics import (
     METRIC_NAMES,
     InvalidSampleError,
     MetricAccumulator,
@@ -259,17 +260,13 @@ def test_evaluate_model_end_to_end_orientation_with_exact_model():
 
 def test_da2k_end_to_end_orientation_with_exact_model(tmp_path):
     import argparse
-    import importlib.util
     import json
 
-    from benchmarks import load_benchmark
     from PIL import Image
 
     from modeling_depth_anything import DepthAnythingImageProcessor
-
-    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "eval" / "evaluate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from modeling_depth_anything.evaluation import runner as cli
+    from modeling_depth_anything.evaluation.benchmarks import load_benchmark
     image, depth = disparity_coded_sample()
     (tmp_path / "indoor").mkdir()
     Image.fromarray(image).save(tmp_path / "indoor" / "a.png")

@@ -6,9 +6,9 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from data import DepthTransform, MixedBatchStream, SampleStats, shard_for_process
 from PIL import Image
-from pseudo_label_format import (
+
+from modeling_depth_anything.data.pseudo_labels import (
     QUANTIZATION_LEVELS,
     PseudoLabelWriter,
     decode_disparity,
@@ -19,6 +19,7 @@ from pseudo_label_format import (
     summary,
     written_ids,
 )
+from modeling_depth_anything.data.streams import DepthTransform, MixedBatchStream, SampleStats, shard_for_process
 
 
 def _jpeg(seed: int, height=30, width=40) -> bytes:

@@ -2,7 +2,7 @@
 
 import json
 
-import speed
+from modeling_depth_anything.evaluation import speed
 
 
 def test_speed_smoke(tmp_path, capsys):

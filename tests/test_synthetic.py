@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
-from synthetic import (
+
+from modeling_depth_anything.data.synthetic import (
     SCENE_KINDS,
     Box,
     Cylinder,

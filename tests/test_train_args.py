@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from args import (
+
+from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.hub import is_local_target
+from modeling_depth_anything.training.args import (
     DataArguments,
     ModelArguments,
     PseudoLabelArguments,
@@ -17,19 +20,15 @@ from args import (
     parse_args,
     save_resolved_config,
 )
-from common import (
+from modeling_depth_anything.training.loop import (
     COMPLETE_MARKER,
-    build_frozen_encoder,
-    build_model,
     build_optimizer,
-    is_local_target,
     list_checkpoints,
     lr_factor,
     resolve_checkpoint,
     save_pretrained_folder,
 )
-
-from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.training.models import build_frozen_encoder, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_TYPES = (ModelArguments, DataArguments, TrainArguments, TeacherArguments)

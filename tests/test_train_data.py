@@ -7,11 +7,11 @@ import json
 import datasets
 import numpy as np
 import torch
-from args import DataArguments
 from PIL import Image
-from stage_data import BatchSource, flatten, open_sources
 
+from modeling_depth_anything.data.stage import BatchSource, flatten, open_sources
 from modeling_depth_anything.losses import depth_loss
+from modeling_depth_anything.training.args import DataArguments
 
 
 def _png(seed: int, height: int = 40, width: int = 48) -> bytes:

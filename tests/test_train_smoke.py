@@ -179,7 +179,8 @@ def test_teacher_resume_continues_the_same_loss_curve(teacher_run, workdir):
 
 def test_pseudo_labels_cover_every_input_once(pseudo_labels, photos, workdir):
     import datasets
-    import pseudo_label_format
+
+    from modeling_depth_anything.data import pseudo_labels as pseudo_label_format
 
     folder, names = photos
     ids = [row["source_id"] for row in datasets.load_dataset(str(pseudo_labels), split="train")]

@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from synthetic import SCENE_KINDS, SyntheticConfig, render_sample, synthetic_stream
+from modeling_depth_anything.data.synthetic import SCENE_KINDS, SyntheticConfig, render_sample, synthetic_stream
 
 
 def _single_process(config: SyntheticConfig, count: int, seed: int) -> tuple[float, float]:

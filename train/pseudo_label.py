@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a script folder
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+import torch
+from tqdm.auto import tqdm
 
-import data  # noqa: E402
-import pseudo_label_format  # noqa: E402
-import torch  # noqa: E402
-from args import DataArguments, PseudoLabelArguments, parse_args, save_resolved_config  # noqa: E402
-from common import setup_accelerator  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor  # noqa: E402
+from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.data import pseudo_labels as pseudo_label_format
+from modeling_depth_anything.data import streams as data
+from modeling_depth_anything.training import setup_accelerator
+from modeling_depth_anything.training.args import DataArguments, PseudoLabelArguments, parse_args, save_resolved_config
 
 
 def open_unlabelled(spec: str, data_args, stats: data.SampleStats):

@@ -18,20 +18,20 @@ The student starts from DINOv2 (`--encoder_init facebook/dinov2-small` or a loca
 
 from __future__ import annotations
 
-import os
-import sys
+import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a script folder
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
-
-import torch  # noqa: E402
-from args import DataArguments, ModelArguments, StudentArguments, TrainArguments, parse_args  # noqa: E402
-from augment import StrongPerturbation, cutmix  # noqa: E402
-from common import TrainingRun, build_frozen_encoder, build_model, setup_training_accelerator  # noqa: E402
-from stage_data import BatchSource, flatten, open_pseudo_labels, open_sources  # noqa: E402
-
-from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor  # noqa: E402
-from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss  # noqa: E402
+from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.data.augment import StrongPerturbation, cutmix
+from modeling_depth_anything.data.stage import BatchSource, flatten, open_pseudo_labels, open_sources
+from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss
+from modeling_depth_anything.training import TrainingRun, build_frozen_encoder, build_model, setup_training_accelerator
+from modeling_depth_anything.training.args import (
+    DataArguments,
+    ModelArguments,
+    StudentArguments,
+    TrainArguments,
+    parse_args,
+)
 
 
 def build_stream(data_args, student_args, train_args, rank: int, world: int) -> tuple[BatchSource, bool]:

@@ -10,18 +10,17 @@ Writes `<output_dir>/final` (a `from_pretrained` folder), checkpoints, TensorBoa
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # train/ is a script folder
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
-
-from args import DataArguments, ModelArguments, TeacherArguments, TrainArguments, parse_args  # noqa: E402
-from common import TrainingRun, build_model, setup_training_accelerator  # noqa: E402
-from stage_data import BatchSource, flatten, open_sources  # noqa: E402
-
-from modeling_depth_anything import DepthAnythingImageProcessor  # noqa: E402
-from modeling_depth_anything.losses import depth_loss  # noqa: E402
+from modeling_depth_anything import DepthAnythingImageProcessor
+from modeling_depth_anything.data.stage import BatchSource, flatten, open_sources
+from modeling_depth_anything.losses import depth_loss
+from modeling_depth_anything.training import TrainingRun, build_model, setup_training_accelerator
+from modeling_depth_anything.training.args import (
+    DataArguments,
+    ModelArguments,
+    TeacherArguments,
+    TrainArguments,
+    parse_args,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

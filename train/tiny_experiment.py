@@ -27,22 +27,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from modeling_depth_anything import DepthAnythingForDepthEstimation
+from modeling_depth_anything.data.synthetic import SyntheticConfig, render_sample
+from modeling_depth_anything.evaluation.metrics import evaluate_sample
+from modeling_depth_anything.image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
+from modeling_depth_anything.training import build_model
+from modeling_depth_anything.training.args import ModelArguments
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "train"))
-sys.path.insert(1, ROOT)
-sys.path.append(os.path.join(ROOT, "eval"))  # appended: eval/ must not shadow installed libraries
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from args import ModelArguments  # noqa: E402
-from common import build_model  # noqa: E402
-from metrics import evaluate_sample  # noqa: E402
-from synthetic import SyntheticConfig, render_sample  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from modeling_depth_anything import DepthAnythingForDepthEstimation  # noqa: E402
-from modeling_depth_anything.image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-
 logger = logging.getLogger("tiny_experiment")
 EVAL_SEED = 777_001  # held out: the teacher trains on seed 0, pseudo-labelling reads seed 1000
 EVAL_SIZE = (126, 168)

@@ -1,9 +1,8 @@
 """Depth metrics as a Hugging Face `evaluate` module: ``evaluate.load("eval/depth_metrics")``.
 
-Computes the zero-shot relative-depth metrics of eval/metrics.py (AbsRel, δ1/δ2/δ3, RMSE, RMSE-log, log10, SILog,
+Computes the zero-shot relative-depth metrics of `modeling_depth_anything.evaluation.metrics` (AbsRel, δ1/δ2/δ3, RMSE, RMSE-log, log10, SILog,
 SqRel) after per-image least-squares scale and shift alignment, under the ``disparity`` (Depth Anything authors) or
-``depth`` (MiDaS / Marigold) protocol. ``metrics.py`` next to this file is a link to eval/metrics.py, the one
-implementation (``evaluate`` copies relative imports into its module cache).
+``depth`` (MiDaS / Marigold) protocol, imported from the installed package (the one implementation).
 
 Example:
     >>> import evaluate
@@ -18,7 +17,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from .metrics import METRIC_NAMES, PROTOCOLS, evaluate_predictions
+from modeling_depth_anything.evaluation.metrics import METRIC_NAMES, PROTOCOLS, evaluate_predictions
 
 _DESCRIPTION = __doc__
 _CITATION = """\

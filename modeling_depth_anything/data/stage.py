@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import data
 import torch
-from pseudo_label_format import load_pseudo_labels
+
+from . import streams as data
+from .pseudo_labels import load_pseudo_labels
+from .synthetic import synthetic_stream
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 def open_source(spec: str, data_args, labelled: bool, seed_offset: int = 0):
     """A decoded `datasets.IterableDataset` (unsharded) for one source spec."""
     if spec == "synthetic":
-        return data.synthetic_stream(
+        return synthetic_stream(
             seed=data_args.synthetic_seed + seed_offset,
             size=(data_args.synthetic_height, data_args.synthetic_width),
             num_shards=data_args.synthetic_num_shards,

@@ -74,13 +74,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-try:
-    from modeling_depth_anything.image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
-except ImportError:  # the model package is optional for the data engine
-    IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-from pseudo_label_format import load_pseudo_labels  # noqa: E402  (re-exported)
-from synthetic import synthetic_stream  # noqa: E402  (re-exported)
+from ..image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +94,9 @@ __all__ = [
     "decode_image",
     "iter_valid",
     "load_labelled",
-    "load_pseudo_labels",
     "load_rgbd_folder",
     "load_unlabelled",
     "shard_for_process",
-    "synthetic_stream",
 ]
 
 

@@ -24,10 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-try:
-    from modeling_depth_anything.image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
-except ImportError:  # the model package is optional for the data engine
-    IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from ..image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check_probability(name: str, value: float) -> None:

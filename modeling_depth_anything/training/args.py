@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from ..configuration_depth_anything import PRESETS
+
 LR_SCHEDULES = ("linear", "poly", "constant")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 STUDENT_MODES = ("v1", "v2")
@@ -72,8 +74,6 @@ class ModelArguments:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        from modeling_depth_anything import PRESETS
-
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         _positive_int("processor_size", self.processor_size)

@@ -1,38 +1,33 @@
 """Zero-shot depth evaluation CLI.
 
-    python eval/evaluate.py --model depth-anything/Depth-Anything-V2-Small-hf \\
+    python eval/evaluate_model.py --model depth-anything/Depth-Anything-V2-Small-hf \\
         --benchmark nyu:data/nyu/official_splits/test --benchmark rgbd:assets/rgbd \\
         --protocol disparity --output runs/eval-v2s [--batch-size 4] [--model-card README.md]
 
 Writes ``OUTPUT/metrics.json`` (every metric, per-sample values, skipped samples with reasons, protocol),
 ``OUTPUT/results.md`` (markdown table) and ``OUTPUT/<benchmark>_grid.png`` per benchmark. Without ``--benchmark`` the
-shipped ``rgbd:assets/rgbd`` set is used. See eval/benchmarks.py for benchmark kinds, layouts and options.
+shipped ``rgbd:assets/rgbd`` set is used.
 
-This file is a script: it must never be imported as ``evaluate`` (that is the Hugging Face library's name), and it
-does not import that library.
+The library behind ``eval/evaluate_model.py`` and ``depth-anything evaluate``; benchmark kinds, layouts and options are
+in `modeling_depth_anything.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import math
+import re
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-# Running `python eval/evaluate.py` puts eval/ first on sys.path, where this file would shadow the `evaluate` library
-# for anything importing it. Move eval/ to the end: installed libraries win, our sibling modules stay importable.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)] + [_HERE]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-from benchmarks import DEFAULT_BENCHMARK, BadSampleError, DA2KBenchmark, DepthBenchmark, load_benchmark  # noqa: E402
-from metrics import (  # noqa: E402
+from .benchmarks import DEFAULT_BENCHMARK, BadSampleError, DA2KBenchmark, DepthBenchmark, load_benchmark
+from .metrics import (
     ALIGNMENTS,
     PROTOCOL_DESCRIPTIONS,
     PROTOCOLS,
@@ -42,9 +37,9 @@ from metrics import (  # noqa: E402
     pairwise_accuracy,
     predict_depth_maps,
 )
-from report import load_model_card, markdown_table, save_da2k_grid, save_depth_grid, update_model_card  # noqa: E402
+from .report import load_model_card, markdown_table, save_da2k_grid, save_depth_grid, update_model_card
 
-logger = logging.getLogger("evaluate_cli")
+logger = logging.getLogger(__name__)
 
 
 def load_model(

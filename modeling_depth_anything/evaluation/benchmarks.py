@@ -36,7 +36,7 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # a checkout (editable install): relative specs fall back to it
 DEFAULT_BENCHMARK = "rgbd:assets/rgbd"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -34,13 +34,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
-from args import TrainArguments, flat_config, save_resolved_config
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from ..hub import is_local_target, push_folder
+from ..image_processing_depth_anything import DepthAnythingImageProcessor
+from ..modeling_depth_anything import DepthAnythingForDepthEstimation
+from .args import TrainArguments, flat_config, save_resolved_config
 
-# Plain logging: `setup_logging` shows INFO on the main process only (other processes log warnings and errors).
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -49,176 +50,6 @@ COMPLETE_MARKER = "COMPLETE"
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite: the run stops and the last good checkpoint is kept."""
-
-
-def setup_logging(main_process: bool = True) -> None:
-    """Plain `logging` to stderr: INFO on the main process, WARNING elsewhere."""
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        level=logging.INFO if main_process else logging.WARNING,
-        force=True,
-    )
-    for noisy in ("datasets", "urllib3", "httpx", "filelock", "fsspec"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def setup_accelerator(
-    output_dir: str,
-    mixed_precision: str = "no",
-    gradient_accumulation_steps: int = 1,
-    report_to: str = "none",
-    seed: int = 0,
-    cpu_threads: int | None = None,
-) -> Accelerator:
-    """An `Accelerator` that works the same under `accelerate launch` on GPUs and `torchrun` on CPUs.
-
-    Without a GPU it passes `cpu=True`, which gives MULTI_CPU over gloo under torchrun (facts §8).
-    """
-    on_cpu = not torch.cuda.is_available()
-    if on_cpu and cpu_threads:
-        torch.set_num_threads(cpu_threads)
-    if on_cpu and mixed_precision == "fp16":
-        raise ValueError("mixed_precision='fp16' needs a GPU; use 'bf16' on CPU (got 'fp16' without CUDA)")
-    accelerator = Accelerator(
-        cpu=on_cpu,
-        mixed_precision=mixed_precision,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        log_with="tensorboard" if report_to == "tensorboard" else None,
-        project_config=ProjectConfiguration(project_dir=output_dir, logging_dir=os.path.join(output_dir, "logs")),
-    )
-    setup_logging(accelerator.is_main_process)
-    set_seed(seed)  # the same on every process, so that models built next are identical (`TrainingRun` re-seeds)
-    logger.info(
-        f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es) on "
-        f"{accelerator.device}, mixed precision {mixed_precision}"
-    )
-    return accelerator
-
-
-def setup_training_accelerator(args: TrainArguments) -> Accelerator:
-    """`setup_accelerator` configured from a training stage's `TrainArguments` (teacher and student)."""
-    return setup_accelerator(
-        args.output_dir, args.mixed_precision, args.gradient_accumulation_steps, args.report_to, args.seed,
-        args.cpu_threads,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Models
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _is_depth_anything(spec: str) -> bool:
-    """Whether `spec` (a folder or Hub id) holds a Depth Anything model rather than a plain DINOv2."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(spec, trust_remote_code=False) if not os.path.isdir(spec) else None
-    if config is None:
-        path = os.path.join(spec, "config.json")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{spec}: no config.json (need a from_pretrained folder)")
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle).get("model_type") == "depth_anything"
-    return config.model_type == "depth_anything"
-
-
-def load_encoder_state(spec: str) -> dict[str, torch.Tensor]:
-    """DINOv2 encoder weights from a Hub id or folder (`Dinov2Model`), or from a Depth Anything model's encoder.
-
-    Returns a state dict with the key names of `Dinov2Model` / `Dinov2Backbone` (`embeddings.*`, `encoder.*`,
-    `layernorm.*`).
-    """
-    from transformers import Dinov2Model
-
-    if _is_depth_anything(spec):
-        return DepthAnythingForDepthEstimation.from_pretrained(spec).backbone.state_dict()
-    return Dinov2Model.from_pretrained(spec).state_dict()
-
-
-def copy_encoder_weights(model: DepthAnythingForDepthEstimation, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load DINOv2 weights into `model.backbone`; every backbone tensor must be provided, with the right shape."""
-    own = model.backbone.state_dict()
-    missing = sorted(set(own) - set(state))
-    wrong = sorted(k for k in own if k in state and own[k].shape != state[k].shape)
-    if missing or wrong:
-        raise ValueError(
-            f"{source}: encoder weights do not fit the model's backbone (missing {missing[:5]}, "
-            f"wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:5]]}); "
-            "pick a DINOv2 of the same size as the preset"
-        )
-    model.backbone.load_state_dict({k: state[k] for k in own}, strict=True)
-
-
-def build_model(model_args) -> DepthAnythingForDepthEstimation:
-    """The model to train: `init_from` a full model, or `preset` with the encoder from `encoder_init`."""
-    if model_args.init_from:
-        logger.info(f"Initialising the whole model from {model_args.init_from}")
-        model = DepthAnythingForDepthEstimation.from_pretrained(model_args.init_from)
-    else:
-        model = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(model_args.preset))
-        if model_args.decoder_init == "pytorch":
-            reset_decoder(model)
-        if model_args.encoder_init != "random":
-            logger.info(f"Initialising the encoder from {model_args.encoder_init}")
-            copy_encoder_weights(model, load_encoder_state(model_args.encoder_init), model_args.encoder_init)
-    freeze_unused_parameters(model)
-    if model_args.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # faster convolutions (1.4x measured on CPU, bf16)
-    return model
-
-
-def reset_decoder(model: DepthAnythingForDepthEstimation) -> None:
-    """PyTorch's default init for every convolution of the neck and head (the original DPT code's decoder init)."""
-    for module in [*model.neck.modules(), *model.head.modules()]:
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            module.reset_parameters()
-
-
-# Parameters that exist in the checkpoints but take no part in depth estimation: DINOv2's mask token (masked image
-# modelling only) and the first residual unit of the deepest fusion block, which has no previous map to refine
-# (as in the original DPT). Left trainable they break DDP ("parameters that were not used in producing loss") and
-# weight decay would shrink them for nothing.
-UNUSED_PARAMETER_PREFIXES = ("backbone.embeddings.mask_token", "neck.fusion_stage.layers.0.residual_layer1.")
-
-
-def freeze_unused_parameters(model: torch.nn.Module) -> None:
-    """Set `requires_grad=False` on the parameters named in `UNUSED_PARAMETER_PREFIXES`."""
-    for name, parameter in model.named_parameters():
-        if name.startswith(UNUSED_PARAMETER_PREFIXES):
-            parameter.requires_grad_(False)
-
-
-class FrozenEncoder(torch.nn.Module):
-    """A frozen DINOv2 (transformers' `Dinov2Backbone`) returning its final layer-normed patch tokens.
-
-    The counterpart of the student's `out.patch_features` for the feature-alignment loss. It is built as the encoder
-    of a Depth Anything model of the student's config, so the position grid is interpolated exactly as in the student
-    (`position_embedding_interpolation`; transformers' `Dinov2Model` formula differs a lot at small inputs).
-    """
-
-    def __init__(self, encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True) -> FrozenEncoder:
-        return super().train(False)  # always in eval mode
-
-    @torch.no_grad()
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """pixel_values (batch, 3, H, W) -> patch features (batch, H/14 * W/14, hidden)."""
-        outputs = self.encoder(pixel_values, output_hidden_states=True)
-        last = self.encoder.layernorm(outputs.hidden_states[-1])  # (batch, 1 + patches, hidden)
-        return last[:, 1:]  # (batch, patches, hidden): CLS dropped
-
-
-def build_frozen_encoder(spec: str, model: DepthAnythingForDepthEstimation) -> FrozenEncoder:
-    """The frozen DINOv2 for feature alignment: a Hub id/folder, a Depth Anything folder's encoder, or `"random"`
-    (a copy of `model`'s current encoder: in tests the student's random init stands in for DINOv2)."""
-    holder = DepthAnythingForDepthEstimation(model.config)
-    state = model.backbone.state_dict() if spec == "random" else load_encoder_state(spec)
-    copy_encoder_weights(holder, state, spec)
-    return FrozenEncoder(holder.backbone)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -626,23 +457,3 @@ def model_card(
         training_config=flat,
     )
     return str(card)
-
-
-def is_local_target(target: str) -> bool:
-    """A push target given as a local folder: an absolute path, `./...`, `../...` or `file://...`."""
-    return target.startswith(("/", "./", "../", "file://", "~")) or os.path.isdir(target)
-
-
-def push_folder(folder: str, target: str, repo_type: str = "model", private: bool = False) -> str:
-    """Copy `folder` to a local target folder, or upload it to the Hub repo `target` (created if needed)."""
-    if is_local_target(target):
-        destination = os.path.expanduser(target.removeprefix("file://"))
-        shutil.copytree(folder, destination, dirs_exist_ok=True)
-        logger.info(f"Copied {folder} to {destination}")
-        return destination
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = create_repo(target, repo_type=repo_type, private=private, exist_ok=True).repo_id
-    upload_folder(repo_id=repo_id, folder_path=folder, repo_type=repo_type, commit_message=f"Upload {repo_type}")
-    logger.info(f"Pushed {folder} to https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}")
-    return repo_id

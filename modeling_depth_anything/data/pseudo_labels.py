@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .streams import BadSampleError, SampleStats, _is_valid, _undecoded, decode_image
+
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_LEVELS = 65535
@@ -266,8 +268,6 @@ class _PseudoLabelDecoder:
         self.pending: list[tuple[str, str]] = []
 
     def __call__(self, row: dict) -> dict:
-        from data import BadSampleError, decode_image
-
         sample_id = str(row.get("source_id"))
         try:
             image = decode_image(row["image"])
@@ -302,7 +302,6 @@ def load_pseudo_labels(path_or_repo: str | Path, split: str = "train", streaming
     float32 disparity), ``depth_kind`` ("disparity"), ``sky_mask`` (None), ``teacher_id``, ``skipped``.
     One shard per parquet file, so `split_dataset_by_node` gives processes whole files."""
     import datasets
-    from data import SampleStats, _is_valid, _undecoded
 
     local = Path(path_or_repo)
     if local.is_dir():

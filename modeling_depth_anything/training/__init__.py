@@ -1,0 +1,48 @@
+"""Training machinery shared by the stages (teacher, pseudo-labels, student): configs, accelerator set-up, the models
+a stage builds, and the step loop with checkpoints, resume, logging, the final folder and its push.
+
+The stage scripts in `train/` only say how to get a batch and how to compute its loss::
+
+    accelerator = setup_training_accelerator(train_args)
+    run = TrainingRun(accelerator, build_model(model_args), train_args, configs, {"labelled": stream}, stage="teacher")
+    run.train(next_batch, compute_loss)
+    run.save_final(processor)
+
+Needs the `train` extra (`accelerate`, `datasets`, `kornia`).
+"""
+
+from .args import (
+    DataArguments,
+    ModelArguments,
+    PseudoLabelArguments,
+    StudentArguments,
+    TeacherArguments,
+    TrainArguments,
+    parse_args,
+    save_resolved_config,
+)
+from .loop import NonFiniteLossError, TrainingRun, build_optimizer, build_scheduler, list_checkpoints
+from .models import FrozenEncoder, build_frozen_encoder, build_model
+from .setup import setup_accelerator, setup_logging, setup_training_accelerator
+
+__all__ = [
+    "DataArguments",
+    "FrozenEncoder",
+    "ModelArguments",
+    "NonFiniteLossError",
+    "PseudoLabelArguments",
+    "StudentArguments",
+    "TeacherArguments",
+    "TrainArguments",
+    "TrainingRun",
+    "build_frozen_encoder",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "list_checkpoints",
+    "parse_args",
+    "save_resolved_config",
+    "setup_accelerator",
+    "setup_logging",
+    "setup_training_accelerator",
+]
