@@ -29,6 +29,7 @@ __all__ = [
     "gradient_matching_loss",
     "normalize_disparity",
     "scale_and_shift_invariant_loss",
+    "silog_loss",
 ]
 
 # Lower bound of the per-image scale s(d) (facts §5): keeps constant maps and empty samples away from 0/0.
@@ -400,3 +401,67 @@ def feature_alignment_loss(
     keep = keep | torch.isnan(cosine.detach())
     token_loss = torch.where(keep, 1 - cosine, torch.zeros_like(cosine))
     return token_loss.sum() / keep.sum().clamp(min=1)
+
+
+def silog_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    min_depth: float = 1e-3,
+    max_depth: float = math.inf,
+    lambd: float = 0.5,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Scale-invariant log loss of metric depth in metres (Eigen et al. 2014; Depth Anything V2 `metric_depth`).
+
+    Exactly V2's `SiLogLoss` as its `train.py` calls it: on the valid pixels (mask, finite target and
+    `min_depth <= target <= max_depth`), `d = log(target) - log(prediction)` and
+    `loss = sqrt(mean(d ** 2) - lambd * mean(d) ** 2)`, the means taken over all valid pixels of the batch (V2
+    flattens the batch; `reduction="none"` gives the per-sample values instead). With `lambd=1` the loss is the
+    standard deviation of the log error (fully scale invariant), with `lambd=0` the RMSE of log depth; V2 uses 0.5,
+    which also penalises a wrong global scale.
+
+    Unlike the affine-invariant losses, the prediction must be positive metres: a valid pixel whose prediction is
+    NaN, infinite, 0 or negative makes the loss NaN (on purpose: the training loop stops on it). Invalid pixels, and
+    their predictions, never reach a logarithm, so whatever they hold neither shows in the value nor in the gradients.
+    The square root is taken only of a positive radicand: a perfect prediction (radicand 0) or a batch without a valid
+    pixel gives 0 with zero (finite) gradients rather than sqrt'(0) = inf.
+
+    Args:
+        prediction (`torch.Tensor` of shape `(batch, height, width)`): predicted depth in metres (a metric head's
+            `predicted_depth`: sigmoid x max_depth).
+        target (`torch.Tensor` of shape `(batch, height, width)`): ground-truth depth in metres; NaN/inf, and values
+            outside [`min_depth`, `max_depth`], are invalid.
+        mask (`torch.Tensor` of shape `(batch, height, width)`, *optional*): bool validity mask; `None` = all valid.
+        min_depth (`float`, *optional*, defaults to 1e-3): smallest valid ground-truth depth (V2's `--min-depth`).
+        max_depth (`float`, *optional*, defaults to inf): largest valid ground-truth depth (V2: the head's max_depth,
+            20 m indoors, 80 m outdoors).
+        lambd (`float`, *optional*, defaults to 0.5): weight of the squared mean log error, in [0, 1].
+        reduction (`str`, *optional*, defaults to `"mean"`): `"mean"` pools the batch's valid pixels (V2); `"none"`
+            gives one value per sample, shape `(batch,)` (0 for a sample without valid pixels).
+
+    Returns:
+        `torch.Tensor`: scalar, or `(batch,)` for `reduction="none"`; float32 (float64 for float64 input).
+    """
+    _check_reduction(reduction)
+    if isinstance(lambd, bool) or not isinstance(lambd, (int, float)) or not 0.0 <= lambd <= 1.0:
+        raise ValueError(f"lambd must be a number in [0, 1], got {lambd!r}")
+    if not (isinstance(min_depth, (int, float)) and isinstance(max_depth, (int, float)) and 0 < min_depth < max_depth):
+        raise ValueError(f"need 0 < min_depth < max_depth, got min_depth={min_depth!r}, max_depth={max_depth!r}")
+    _check_depth_maps(prediction, target)
+    valid = _as_bool_mask(mask, prediction)
+    dtype = _computation_dtype(prediction)
+    prediction = prediction.to(dtype)
+    target = target.to(device=prediction.device, dtype=dtype)
+    valid = valid & torch.isfinite(target) & (target >= min_depth) & (target <= max_depth)
+    one = torch.ones((), dtype=dtype, device=prediction.device)
+    # log of 1 at invalid pixels: they add 0 to the sums, and `torch.where`'s backward sends them exact zeros.
+    log_error = torch.log(torch.where(valid, target, one)) - torch.log(torch.where(valid, prediction, one))
+    dims = (1, 2) if reduction == "none" else (0, 1, 2)
+    count = valid.sum(dim=dims).clamp(min=1)  # (batch,) or ()
+    mean_square = (log_error**2).sum(dim=dims) / count
+    mean = log_error.sum(dim=dims) / count
+    radicand = mean_square - lambd * mean**2
+    positive = radicand > 0
+    loss = torch.where(positive, torch.sqrt(torch.where(positive, radicand, one)), torch.zeros_like(radicand))
+    return torch.where(torch.isnan(radicand), radicand, loss)  # NaN (bad prediction) must not turn into 0
