@@ -1,4 +1,4 @@
-"""eval/metrics.py: hand-computed metric values, alignment invariance, masking and caps, protocols, DA-2K, the
+"""evaluation/metrics.py: hand-computed metric values, alignment invariance, masking and caps, protocols, DA-2K, the
 `evaluate` module and evaluate_model on a tiny random model."""
 
 import math
@@ -20,6 +20,7 @@ from modeling_depth_anything.evaluation.metrics import (
     evaluate_sample,
     pairwise_accuracy,
 )
+from modeling_depth_anything.inference import DepthEstimator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,9 +216,13 @@ def test_evaluate_model_on_tiny_model():
     ]
     samples.append((samples[0][0], np.zeros((30, 40)), None, "invalid"))
     samples.append((samples[0][0], np.ones((15, 20)), None, "mismatch"))
-    result = evaluate_model(model, processor, samples, protocol="depth", batch_size=2, progress=False, keep_examples=1)
+    estimator = DepthEstimator.from_model(model, processor, batch_size=2)
+    result = evaluate_model(estimator, samples, protocol="depth", progress=False, keep_examples=1)
     assert result["num_evaluated"] == 3 and result["num_skipped"] == 2
-    assert "does not match" in result["skipped"][-1]["reason"]
+    assert {s["id"]: "does not match" in s["reason"] for s in result["skipped"]} == {
+        "invalid": False,
+        "mismatch": True,
+    }
     assert set(result["metrics"]) == set(METRIC_NAMES) and all(math.isfinite(v) for v in result["metrics"].values())
     assert result["prediction_type"] == "disparity" and len(result["examples"]) == 1
 
@@ -250,7 +255,8 @@ def test_evaluate_model_end_to_end_orientation_with_exact_model():
     image, depth = disparity_coded_sample()
     processor = DepthAnythingImageProcessor(size=42)
     for protocol in ("disparity", "depth"):
-        result = evaluate_model(IntensityModel(), processor, [(image, depth, None, "x")], protocol, progress=False)
+        estimator = DepthEstimator.from_model(IntensityModel(), processor)
+        result = evaluate_model(estimator, [(image, depth, None, "x")], protocol, progress=False)
         assert result["num_evaluated"] == 1
         assert result["metrics"]["abs_rel"] < 0.01 and result["metrics"]["delta1"] == 1.0, result["metrics"]
     # The same prediction transposed (a swapped H/W somewhere) or flipped scores far worse.
@@ -267,6 +273,7 @@ def test_da2k_end_to_end_orientation_with_exact_model(tmp_path):
     from modeling_depth_anything import DepthAnythingImageProcessor
     from modeling_depth_anything.evaluation import runner as cli
     from modeling_depth_anything.evaluation.benchmarks import load_benchmark
+
     image, depth = disparity_coded_sample()
     (tmp_path / "indoor").mkdir()
     Image.fromarray(image).save(tmp_path / "indoor" / "a.png")
@@ -280,8 +287,7 @@ def test_da2k_end_to_end_orientation_with_exact_model(tmp_path):
     (tmp_path / "annotations.json").write_text(json.dumps({"indoor/a.png": pairs}))
     args = argparse.Namespace(batch_size=2, grid_samples=1, no_progress=True)
     result = cli.run_da2k(
-        IntensityModel(),
-        DepthAnythingImageProcessor(size=42),
+        DepthEstimator.from_model(IntensityModel(), DepthAnythingImageProcessor(size=42), batch_size=2),
         load_benchmark(f"da2k:{tmp_path}"),
         args,
         tmp_path / "g.png",

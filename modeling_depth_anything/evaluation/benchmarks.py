@@ -14,6 +14,7 @@ Options every depth benchmark takes: ``min_depth``, ``max_depth`` (metres), ``li
 | ``sintel`` | ``training/{final,clean}/<scene>/frame_N.png`` + ``training/depth/<scene>/frame_N.dpt``; ``pass=final|clean`` | — | 1e-3–70 |
 | ``hf`` | a ``datasets`` dataset (Hub id or ``save_to_disk`` folder); options ``split``, ``image``, ``depth``, ``mask`` (column names), ``depth_scale``, ``crop`` (``eigen``/``garg``) | optional | 1e-3–inf |
 | ``da2k`` | ``annotations.json`` = {image_path: [{"point1": [h, w], "point2": [h, w], "closer_point": "point1"}]} with images relative to ``PATH`` | — | pairwise |
+| ``synthetic`` | no files: procedural scenes with exact depth rendered on the fly (``data.synthetic``), e.g. ``synthetic:?count=64&seed=777001&height=126&width=168``; the sky is excluded | — | 1e-3–inf |
 
 Samples are loaded lazily; a sample whose files are missing or inconsistent raises :class:`BadSampleError` naming the
 file, and evaluation loops skip and count it. A benchmark with no samples at all raises ``ValueError`` at load time.
@@ -454,6 +455,39 @@ def hf_dataset(path: str, options: dict[str, str]) -> DepthBenchmark:
     return DepthBenchmark("hf", path, entries, load, crop=crops[crop_name], display_name=path, split=split)
 
 
+# Held out by default: the training stages render seed `synthetic_seed` (0) and pseudo-labelling `synthetic_seed + 1000`.
+SYNTHETIC_EVAL_SEED = 777_001
+
+
+def synthetic_scenes(path: str, options: dict[str, str]) -> DepthBenchmark:
+    """Procedural synthetic scenes with exact depth (``data.synthetic.render_sample``), rendered when loaded: the same
+    scenes for the same options on every machine. Options: ``count`` (64), ``seed`` (777001, a seed no training stage
+    renders), ``height`` and ``width`` (126, 168: multiples of 14, so a 126-px processor predicts them unresized).
+    Sky pixels (infinitely far) are excluded. ``PATH`` must be empty: ``synthetic:?count=64``."""
+    from ..data.synthetic import SyntheticConfig, render_sample
+
+    if path:
+        raise ValueError(f"synthetic:{path}: synthetic scenes take no path, only options (synthetic:?count=64&seed=1)")
+    try:
+        count = int(options.pop("count", 64))
+        seed = int(options.pop("seed", SYNTHETIC_EVAL_SEED))
+        config = SyntheticConfig(height=int(options.pop("height", 126)), width=int(options.pop("width", 168)))
+    except ValueError as error:
+        raise ValueError(f"synthetic: bad option ({error})") from error
+    if count < 1:
+        raise ValueError(f"synthetic: count must be >= 1, got {count}")
+    entries = [
+        Entry(id=f"synthetic-{seed}-{index}", image=None, depth=None, extra={"index": index}) for index in range(count)
+    ]
+
+    def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scene = render_sample(seed, entry.extra["index"], config=config)
+        return scene["image"], scene["depth"], ~scene["sky_mask"]
+
+    name = f"synthetic scenes (seed {seed}, {config.height}x{config.width})"
+    return DepthBenchmark("synthetic", "", entries, load, display_name=name, split=f"seed-{seed}")
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # DA-2K
 # ----------------------------------------------------------------------------------------------------------------------
@@ -537,13 +571,15 @@ ADAPTERS: dict[str, Callable[..., DepthBenchmark | DA2KBenchmark]] = {
     "sintel": sintel,
     "hf": hf_dataset,
     "da2k": da2k,
+    "synthetic": synthetic_scenes,
 }
+NO_PATH_KINDS = ("synthetic",)  # generated, not read: `KIND:` or `KIND:?options`
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Splits ``KIND:PATH?key=value&...`` into ``(kind, path, options)``."""
     kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
+    if not sep or not (rest or kind.strip().lower() in NO_PATH_KINDS):
         raise ValueError(f"benchmark must look like KIND:PATH (kinds: {sorted(ADAPTERS)}), got {spec!r}")
     kind = kind.strip().lower()
     if kind not in ADAPTERS:
@@ -564,8 +600,8 @@ def load_benchmark(spec: str) -> DepthBenchmark | DA2KBenchmark:
     kind, path, options = parse_spec(spec)
     overrides = {key: float(options.pop(key)) for key in ("min_depth", "max_depth") if key in options}
     limit = int(options.pop("limit")) if "limit" in options else None
-    if kind == "hf":
-        benchmark = hf_dataset(path, options)
+    if kind in ("hf", *NO_PATH_KINDS):
+        benchmark = ADAPTERS[kind](path, options)
     else:
         local = Path(path).expanduser()
         if not local.is_absolute() and not local.exists() and (REPO_ROOT / local).exists():

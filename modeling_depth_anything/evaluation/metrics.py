@@ -423,94 +423,37 @@ def pairwise_accuracy(disparity: Any, pairs: Iterable[dict[str, Any]]) -> tuple[
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Model evaluation (torch); the model follows the DepthAnythingForDepthEstimation contract
+# Model evaluation: a predictor (inference.DepthEstimator, or a baseline) on (image, depth, mask, id) samples
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def model_prediction_type(model: Any) -> str:
-    """``"depth"`` for metric Depth Anything models (``config.depth_estimation_type == "metric"``), else disparity."""
-    depth_type = getattr(getattr(model, "config", None), "depth_estimation_type", "relative")
-    return "depth" if depth_type == "metric" else "disparity"
-
-
-def _image_size(image: Any) -> tuple[int, int]:
-    """(height, width) of a PIL image, an `(H, W, 3)` array or a `(3, H, W)` tensor."""
-    if hasattr(image, "size") and not callable(image.size) and not hasattr(image, "shape"):  # PIL: size = (W, H)
-        return int(image.size[1]), int(image.size[0])
-    shape = tuple(image.shape)
-    if len(shape) == 3 and shape[0] == 3 and shape[-1] != 3:  # channels first
-        return int(shape[1]), int(shape[2])
-    return int(shape[0]), int(shape[1])
-
-
-def predict_depth_maps(
-    model: Any,
-    processor: Any,
-    images: Sequence[Any],
-    device: Any = None,
-    target_sizes: Sequence[tuple[int, int]] | None = None,
-) -> list[np.ndarray]:
-    """Runs the model on images of any size and returns float32 maps at each image's original size.
-
-    Images are pre-processed one by one (aspect ratio kept, sides multiples of 14); those that land on the same input
-    size are forwarded together, so a batch of mixed sizes costs one forward per distinct size.
-
-    Args:
-        model: a ``DepthAnythingForDepthEstimation``-like model (``predicted_depth`` of shape `(B, h, w)`).
-        processor: its image processor (``__call__`` and ``post_process_depth_estimation``).
-        images: PIL images, `(H, W, 3)` uint8 arrays or anything else the processor reads.
-        device: where to run (defaults to the model's device).
-        target_sizes (*optional*): one `(H_i, W_i)` per image (e.g. the ground truth's); defaults to the image sizes.
-
-    Returns:
-        list of `(H_i, W_i)` float32 arrays, in input order.
-    """
-    import torch
-
-    device = device if device is not None else next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    pixel_values = [processor(images=image, return_tensors="pt")["pixel_values"][0] for image in images]
-    sizes = [tuple(size) for size in target_sizes] if target_sizes is not None else [_image_size(i) for i in images]
-    if len(sizes) != len(images):
-        raise ValueError(f"got {len(sizes)} target sizes for {len(images)} images")
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, values in enumerate(pixel_values):
-        groups.setdefault(tuple(values.shape), []).append(index)
-    results: list[np.ndarray | None] = [None] * len(images)
-    with torch.inference_mode():
-        for indices in groups.values():
-            batch = torch.stack([pixel_values[i] for i in indices]).to(device=device, dtype=dtype)  # (B, 3, h, w)
-            outputs = model(pixel_values=batch)
-            outputs.predicted_depth = outputs.predicted_depth.float()
-            post = processor.post_process_depth_estimation(outputs, target_sizes=[sizes[i] for i in indices])
-            for i, item in zip(indices, post, strict=True):
-                results[i] = item["predicted_depth"].float().cpu().numpy()  # (H_i, W_i)
-    return results  # type: ignore[return-value]
+def predictor_output_type(predictor: Any) -> str:
+    """``"depth"`` for predictors of metric depth (``predictor.is_metric``), else ``"disparity"``."""
+    return "depth" if getattr(predictor, "is_metric", False) else "disparity"
 
 
 def evaluate_model(
-    model: Any,
-    processor: Any,
+    predictor: Any,
     samples: Iterable[Any],
     protocol: str = "disparity",
-    batch_size: int = 4,
     min_depth: float = 1e-3,
     max_depth: float = math.inf,
     alignment: str = "scale_shift",
-    device: Any = None,
     progress: bool = True,
     keep_examples: int = 0,
     total: int | None = None,
 ) -> dict[str, Any]:
-    """Scores a model on ``(image, depth, mask, id)`` samples (held-out scenes or a benchmark) in aligned metrics.
+    """Scores a predictor on ``(image, depth, mask, id)`` samples (held-out scenes or a benchmark) in aligned metrics.
 
     Args:
-        model, processor: see :func:`predict_depth_maps`; the model is put in eval mode.
+        predictor: an ``inference.DepthEstimator`` (``DepthEstimator.from_pretrained(folder)``, or
+            ``DepthEstimator.from_model(model, processor)`` for a model in memory) or an ``evaluation.baselines``
+            predictor: anything with ``predict_arrays(images, names)``, ``is_metric`` and ``batch_size`` (images per
+            forward pass). Images that resize to the same size share a batch.
         samples: iterable of ``(image, depth, mask, id)``: image PIL or `(H, W, 3)` uint8, depth `(H, W)` metres,
             mask `(H, W)` bool or ``None``. An item may also be an ``Exception`` (a sample that failed to load): it
             is skipped and counted.
         protocol, min_depth, max_depth, alignment: see :func:`evaluate_sample`.
-        batch_size (`int`, defaults to 4): images per forward pass.
         progress (`bool`): show a tqdm progress bar.
         keep_examples (`int`): keep that many ``(image, maps, metrics, id)`` tuples under ``"examples"`` for plots.
         total (`int`, *optional*): number of samples, for the progress bar.
@@ -521,31 +464,40 @@ def evaluate_model(
     """
     from tqdm.auto import tqdm
 
+    from ..image_processing_depth_anything import MIN_IMAGE_SIDE
+    from ..inference.estimator import as_rgb_float
+
     _check_protocol(protocol)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    was_training = getattr(model, "training", False)
-    model.eval()
-    prediction_type = model_prediction_type(model)
+    batch_size = getattr(predictor, "batch_size", 4)
+    prediction_type = predictor_output_type(predictor)
     accumulator = MetricAccumulator(protocol)
     examples: list[tuple[Any, dict[str, np.ndarray], dict[str, float], str]] = []
 
     def flush(batch: list[Any]) -> None:
         usable = []
-        for item in batch:
-            image_size, depth_size = _image_size(item[0]), tuple(np.shape(item[1]))
-            if image_size != depth_size:
-                accumulator.skip(item[3], f"image size {image_size} does not match depth size {depth_size}")
+        for image, depth, mask, sample_id in batch:
+            try:
+                array = as_rgb_float(image)
+            except (TypeError, ValueError) as error:
+                accumulator.skip(sample_id, f"unusable image: {error}")
+                continue
+            if min(array.shape[:2]) < MIN_IMAGE_SIDE:
+                accumulator.skip(
+                    sample_id, f"image of {array.shape[1]}x{array.shape[0]} pixels is smaller than a patch"
+                )
+            elif array.shape[:2] != np.shape(depth):
+                accumulator.skip(
+                    sample_id, f"image size {array.shape[:2]} does not match depth size {np.shape(depth)}"
+                )
             else:
-                usable.append(item)
+                usable.append((image, array, depth, mask, sample_id))
         if not usable:
             return
-        sizes = [np.shape(item[1]) for item in usable]
-        predictions = predict_depth_maps(model, processor, [item[0] for item in usable], device, sizes)
-        for (image, depth, mask, sample_id), prediction in zip(usable, predictions, strict=True):
+        predictions = predictor.predict_arrays([item[1] for item in usable], [str(item[4]) for item in usable])
+        for (image, _, depth, mask, sample_id), prediction in zip(usable, predictions, strict=True):
             try:
                 metrics, maps = evaluate_sample(
-                    prediction, depth, mask, protocol, min_depth, max_depth, prediction_type, alignment, True
+                    prediction.depth, depth, mask, protocol, min_depth, max_depth, prediction_type, alignment, True
                 )
             except InvalidSampleError as error:
                 accumulator.skip(sample_id, str(error))
@@ -560,13 +512,11 @@ def evaluate_model(
             accumulator.skip(getattr(item, "sample_id", "?"), str(item))
             continue
         batch.append(tuple(item))
-        if len(batch) == batch_size:
+        if len(batch) == 4 * batch_size:  # a few forward passes' worth; the predictor batches by size inside
             flush(batch)
             batch = []
     if batch:
         flush(batch)
-    if was_training:
-        model.train()
     return {
         **accumulator.summary(),
         "prediction_type": prediction_type,

@@ -26,71 +26,57 @@ from typing import Any
 
 import numpy as np
 
-from .benchmarks import DEFAULT_BENCHMARK, BadSampleError, DA2KBenchmark, DepthBenchmark, load_benchmark
+from .benchmarks import ADAPTERS, DEFAULT_BENCHMARK, BadSampleError, DA2KBenchmark, DepthBenchmark, load_benchmark
 from .metrics import (
     ALIGNMENTS,
     PROTOCOL_DESCRIPTIONS,
     PROTOCOLS,
     InvalidSampleError,
     evaluate_model,
-    model_prediction_type,
     pairwise_accuracy,
-    predict_depth_maps,
 )
 from .report import load_model_card, markdown_table, save_da2k_grid, save_depth_grid, update_model_card
 
 logger = logging.getLogger(__name__)
 
 
-def load_model(
-    name_or_path: str, device: str, input_size: int | None = None, dtype: str = "float32"
-) -> tuple[Any, Any]:
-    """Loads a depth model and its image processor from a folder or Hub id.
-
-    Depth Anything checkpoints (``model_type == "depth_anything"``) load with this project's
-    ``modeling_depth_anything`` classes when the package is importable; anything else (or a processor our class cannot
-    read) falls back to transformers' ``AutoModelForDepthEstimation`` / ``AutoImageProcessor``.
+def load_predictor(
+    spec: str, device: str = "auto", input_size: int | None = None, dtype: str = "float32", batch_size: int = 4
+) -> Any:
+    """The predictor to evaluate: ``baseline:NAME`` (``evaluation.baselines``), or a model folder / Hub id loaded by
+    ``DepthEstimator.from_pretrained`` (the one loading path; Depth Anything checkpoints with this package's classes,
+    other depth models with transformers' Auto classes).
 
     Args:
-        name_or_path: a local folder (``save_pretrained`` layout) or a Hub id.
-        device: ``"cpu"``, ``"cuda"``, ...
-        input_size (`int`, *optional*): override the processor's target size (e.g. 518; small values speed up tests).
-        dtype (`str`, defaults to ``"float32"``): ``float32``, ``bfloat16`` or ``float16`` weights; metrics are
-            always computed in float64 from the float32-cast outputs.
+        spec: ``baseline:vertical``, a local folder (``save_pretrained`` layout) or a Hub id.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        input_size (`int`, *optional*): override the processor's target size (a multiple of 14; small values speed up
+            tests).
+        dtype (`str`, defaults to ``"float32"``): ``float32`` (reference numbers), ``auto`` (the hardware's fast
+            precision), ``bfloat16`` or ``float16``; metrics are always computed in float64 from float32 outputs.
+        batch_size (`int`): images per forward pass.
     """
-    import torch
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation, PretrainedConfig
+    from .baselines import is_baseline, load_baseline
 
-    # The raw config dict: no config class (and none of the built-in class's strict validation) is involved.
-    model_type = PretrainedConfig.get_config_dict(name_or_path)[0].get("model_type")
-    model = processor = None
-    if model_type == "depth_anything":
-        try:
-            from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
-        except ImportError:
-            logger.info("modeling_depth_anything not importable; using transformers' built-in classes")
-        else:
-            model = DepthAnythingForDepthEstimation.from_pretrained(name_or_path)
-            try:
-                processor = DepthAnythingImageProcessor.from_pretrained(name_or_path)
-            except (OSError, ValueError, TypeError, KeyError) as error:
-                logger.warning(
-                    "DepthAnythingImageProcessor could not load %s (%s); using AutoImageProcessor", name_or_path, error
-                )
-    if model is None:
-        model = AutoModelForDepthEstimation.from_pretrained(name_or_path)
-    if processor is None:
-        processor = AutoImageProcessor.from_pretrained(name_or_path)
+    if is_baseline(spec):
+        return load_baseline(spec, batch_size)
+    from ..inference.estimator import DepthEstimator
+
     if input_size is not None:
-        set_processor_size(processor, input_size)
-    logger.info("loaded %s (%s) with %s", type(model).__name__, name_or_path, type(processor).__name__)
-    return model.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
+        set_processor_size(None, input_size)  # validate before loading
+    estimator = DepthEstimator.from_pretrained(
+        spec, device=device, precision=dtype, batch_size=batch_size, input_size=input_size
+    )
+    logger.info("loaded %s (%s) with %s", type(estimator.model).__name__, spec, type(estimator.processor).__name__)
+    return estimator
 
 
 def set_processor_size(processor: Any, size: int) -> None:
     """Sets the target size of a Depth Anything / DPT processor (aspect ratio kept, multiples of 14)."""
     if size < 14 or size % 14:
         raise ValueError(f"--input-size must be a positive multiple of 14, got {size!r}")
+    if processor is None:
+        return
     current = getattr(processor, "size", None)
     if isinstance(current, int) or current is None:
         processor.size = size
@@ -112,13 +98,11 @@ def slug(spec: str, taken: set[str]) -> str:
     return name
 
 
-def run_depth_benchmark(model, processor, benchmark: DepthBenchmark, args, grid_path: Path) -> dict[str, Any]:
+def run_depth_benchmark(predictor, benchmark: DepthBenchmark, args, grid_path: Path) -> dict[str, Any]:
     result = evaluate_model(
-        model,
-        processor,
+        predictor,
         benchmark.iter_samples(),
         protocol=args.protocol,
-        batch_size=args.batch_size,
         min_depth=benchmark.min_depth,
         max_depth=benchmark.max_depth,
         alignment=args.alignment,
@@ -132,7 +116,7 @@ def run_depth_benchmark(model, processor, benchmark: DepthBenchmark, args, grid_
     return result
 
 
-def run_da2k(model, processor, benchmark: DA2KBenchmark, args, grid_path: Path) -> dict[str, Any]:
+def run_da2k(predictor, benchmark: DA2KBenchmark, args, grid_path: Path) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     per_scene: dict[str, list[int]] = {}
@@ -141,9 +125,10 @@ def run_da2k(model, processor, benchmark: DA2KBenchmark, args, grid_path: Path) 
     batch = []
 
     def flush() -> None:
-        predictions = predict_depth_maps(model, processor, [sample.image for sample in batch])
-        for sample, disparity in zip(batch, predictions, strict=True):
-            if model_prediction_type(model) == "depth":
+        predictions = predictor.predict_arrays([sample.image for sample in batch], [sample.id for sample in batch])
+        for sample, prediction in zip(batch, predictions, strict=True):
+            disparity = prediction.depth
+            if prediction.is_metric:
                 disparity = 1.0 / np.maximum(disparity, 1e-6)  # metres -> disparity: closer = larger
             try:
                 correct, total = pairwise_accuracy(disparity, sample.pairs)
@@ -163,7 +148,7 @@ def run_da2k(model, processor, benchmark: DA2KBenchmark, args, grid_path: Path) 
             skipped.append({"id": item.sample_id, "reason": str(item)})
             continue
         batch.append(item)
-        if len(batch) == args.batch_size:
+        if len(batch) == 4 * args.batch_size:  # the predictor batches by size inside
             flush()
     if batch:
         flush()
@@ -185,12 +170,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, help="model folder (save_pretrained layout) or Hub id")
+    parser.add_argument(
+        "--model", required=True, help="model folder (save_pretrained layout), Hub id, or baseline:vertical"
+    )
     parser.add_argument(
         "--benchmark",
         action="append",
-        help=f"KIND:PATH[?key=value&...], repeatable; kinds rgbd, nyu, kitti, eth3d, diode, sintel, hf, da2k "
-        f"(default {DEFAULT_BENCHMARK})",
+        help=f"KIND:PATH[?key=value&...], repeatable; kinds {', '.join(ADAPTERS)} (default {DEFAULT_BENCHMARK})",
     )
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, default="disparity", help="scoring space (default: disparity)"
@@ -201,8 +187,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--input-size", type=int, default=None, help="override the processor size (multiple of 14)")
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32", help="model weights")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "auto", "bfloat16", "float16"),
+        default="float32",
+        help="model weights: float32 (reference numbers, default) or auto (the hardware's fast precision)",
+    )
     parser.add_argument("--grid-samples", type=int, default=4, help="rows in each PNG grid (0 = no grid)")
     parser.add_argument("--model-card", type=Path, default=None, help="write results into this card's model-index")
     parser.add_argument("--model-name", default=None, help="model-index name (default: the card's or --model)")
@@ -218,15 +209,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     specs = args.benchmark or [DEFAULT_BENCHMARK]
     # Fail fast on bad specs and an unreadable model card, before loading the model.
     benchmarks = [(spec, load_benchmark(spec)) for spec in specs]
     if args.model_card is not None:
         load_model_card(args.model_card)
-    model, processor = load_model(args.model, device, args.input_size, args.dtype)
+    predictor = load_predictor(args.model, args.device, args.input_size, args.dtype, args.batch_size)
+    device = str(getattr(predictor, "device", "cpu"))
     args.output.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "model": args.model,
@@ -245,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         name = slug(spec, taken)
         started = time.perf_counter()
         runner = run_da2k if isinstance(benchmark, DA2KBenchmark) else run_depth_benchmark
-        result = runner(model, processor, benchmark, args, args.output / f"{name}_grid.png")
+        result = runner(predictor, benchmark, args, args.output / f"{name}_grid.png")
         result.update(
             spec=spec,
             kind=benchmark.kind,

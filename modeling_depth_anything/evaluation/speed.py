@@ -53,7 +53,11 @@ class Result:
 
 
 def measure_matmul_peak(
-    dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10, clock: Callable[[], float] = time.perf_counter
+    dtype: torch.dtype,
+    device: torch.device,
+    size: int = 2048,
+    repeats: int = 10,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Best FLOP/s of a square (size x size) @ (size x size) matmul in `dtype`."""
     a = torch.randn(size, size, device=device).to(dtype)
@@ -237,7 +241,9 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
             # The matmul peak is re-measured around every case and the best kept: other processes slow it too.
-            peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock))
+            peaks["bf16"] = max(
+                peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock)
+            )
             results.extend(
                 run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
             )
@@ -296,18 +302,34 @@ def run_case(
     builtin = statistics.median(times["transformers built-in (fp32)"])
     builtin_best = min(times["transformers built-in (fp32)"])
     results = []
-    print(f"\n{height}x{width} batch {batch} ({repeats} repeats; error = max |out - fp32 ref| / ref range {value_range:.3g})")
-    print(f"{'variant':36s} {'median s':>9s} {'best s':>7s} {'img/s':>7s} {'peak MB':>8s} {'max err':>9s} "
-          f"{'speed-up':>8s} {'(best)':>7s} {'TFLOP/s':>8s}")
+    print(
+        f"\n{height}x{width} batch {batch} ({repeats} repeats; error = max |out - fp32 ref| / ref range {value_range:.3g})"
+    )
+    print(
+        f"{'variant':36s} {'median s':>9s} {'best s':>7s} {'img/s':>7s} {'peak MB':>8s} {'max err':>9s} "
+        f"{'speed-up':>8s} {'(best)':>7s} {'TFLOP/s':>8s}"
+    )
     for name in variants:
         median, best = statistics.median(times[name]), min(times[name])
         achieved = flops_per_image * batch / median
         reduced = "bf16" in name or "fast" in name
-        result = Result(name, f"{height}x{width}", batch, median, best, batch / median, memory[name], errors[name],
-                        builtin / median, achieved if reduced else None)
+        result = Result(
+            name,
+            f"{height}x{width}",
+            batch,
+            median,
+            best,
+            batch / median,
+            memory[name],
+            errors[name],
+            builtin / median,
+            achieved if reduced else None,
+        )
         results.append(result)
-        print(f"{name:36s} {median:9.3f} {best:7.3f} {batch / median:7.2f} {memory[name]:8.0f} {errors[name]:9.2e} "
-              f"{builtin / median:7.2f}x {builtin_best / best:6.2f}x {achieved / 1e12:8.3f}")
+        print(
+            f"{name:36s} {median:9.3f} {best:7.3f} {batch / median:7.2f} {memory[name]:8.0f} {errors[name]:9.2e} "
+            f"{builtin / median:7.2f}x {builtin_best / best:6.2f}x {achieved / 1e12:8.3f}"
+        )
     return results
 
 
@@ -323,8 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="v2-small", help="architecture (random weights); 'tiny' for smoke tests")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time, or process CPU time (with --threads 1: robust to other processes' load)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or process CPU time (with --threads 1: robust to other processes' load)",
+    )
     parser.add_argument("--ablation", action="store_true", help="also time bf16 autocast and bf16 weights alone")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")

@@ -1,19 +1,25 @@
 """The one predictor: load a model with the fast path, batch images by resized size, post-process back.
 
-Used by the `depth-anything` CLI, pseudo-labelling, evaluation and the experiments."""
+Used by the `depth-anything` CLI, pseudo-labelling, evaluation (`evaluation.runner`, `evaluation.metrics`), the demo
+and the main job. Processor -> model -> post-process is written here and nowhere else; so is model loading
+(`load_model_and_processor`).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..image_processing_depth_anything import (
+    MIN_IMAGE_SIDE,
     DepthAnythingImageProcessor,
     resize_output_size,
     to_rgb_float,
@@ -24,46 +30,109 @@ from .precision import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
+PROCESSOR_FILE = "preprocessor_config.json"
+
+
+def _is_local(name: str, path: Path) -> bool:
+    """A local folder rather than a Hub id (`owner/name`): it exists, or it cannot be a Hub id."""
+    return path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
+
+
+def _read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; `ValueError` naming the file and the JSON problem (line and column)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: invalid JSON ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file ({error})") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(content).__name__}")
+    return content
+
 
 def load_model_and_processor(
     name_or_path: str | os.PathLike, input_size: int | None = None
-) -> tuple[DepthAnythingForDepthEstimation, DepthAnythingImageProcessor]:
-    """Load our model class and processor from a `save_pretrained` folder or a Hub id (e.g. the `*-hf` releases).
+) -> tuple[torch.nn.Module, Any]:
+    """Load a model and its processor from a `save_pretrained` folder or a Hub id (e.g. the `*-hf` releases).
 
-    Raises `FileNotFoundError` naming the path when a local folder is missing or holds no `config.json`, and
-    `OSError` with the Hub's reason when a Hub id cannot be resolved (offline, unknown repository).
-    A folder without `preprocessor_config.json` gets the default processor (518, the authors' resizing).
+    Depth Anything checkpoints (`model_type: "depth_anything"`) load with this package's classes; any other depth
+    model (DPT, ZoeDepth, ...) with transformers' `AutoModelForDepthEstimation` / `AutoImageProcessor`.
+
+    Errors name the folder or file: `FileNotFoundError` when a local folder is missing or holds no `config.json`;
+    `ValueError` for a `config.json` or `preprocessor_config.json` that is not valid JSON (with the JSON problem) or
+    holds a bad value; `OSError` with the Hub's reason when a Hub id cannot be resolved (offline, unknown repository).
+    A folder without `preprocessor_config.json` gets the default processor (518, the authors' resizing), with a
+    warning.
     """
     name = os.fspath(name_or_path)
     path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+    local = _is_local(name, path)
+    if local:
         if not path.is_dir():
             raise FileNotFoundError(f"{name}: model folder not found (give a save_pretrained folder or a Hub id)")
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{name}: no config.json in this folder; is it a save_pretrained model folder?")
         name = str(path)
+        model_type = _read_json_file(path / "config.json").get("model_type")
+        if (path / PROCESSOR_FILE).is_file():
+            _read_json_file(path / PROCESSOR_FILE)  # a malformed file is an error, never silently the defaults
+    else:
+        from transformers import PretrainedConfig
+
+        try:  # the raw dict: no config class (and none of the built-in class's strict validation) is involved
+            model_type = PretrainedConfig.get_config_dict(name)[0].get("model_type")
+        except OSError as error:
+            raise OSError(f"{name}: cannot load the model ({error})") from error
+    where = f"{name}/config.json" if local else name
+    if model_type != "depth_anything":
+        return _load_other_depth_model(name, where, input_size)
     try:
         model = DepthAnythingForDepthEstimation.from_pretrained(name)
+    except (ValueError, TypeError) as error:  # a bad value in config.json (the config validates on creation)
+        raise ValueError(f"{where}: {error}") from error
     except OSError as error:
         raise OSError(f"{name}: cannot load the model ({error})") from error
-    processor_file = path / "preprocessor_config.json" if path.is_dir() else None
+    processor_where = f"{name}/{PROCESSOR_FILE}" if local else f"{name} ({PROCESSOR_FILE})"
     try:
-        if processor_file is None or processor_file.is_file():
-            processor = DepthAnythingImageProcessor.from_pretrained(name)
-        else:
+        if local and not (path / PROCESSOR_FILE).is_file():
+            logger.warning("%s: no %s; using the default processor (size 518)", name, PROCESSOR_FILE)
             processor = DepthAnythingImageProcessor()
-    except OSError:
-        logger.warning("%s: no preprocessor_config.json; using the default processor (size 518)", name)
+        else:
+            processor = DepthAnythingImageProcessor.from_pretrained(name)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{processor_where}: {error}") from error
+    except OSError as error:  # Hub repositories without a processor file
+        logger.warning("%s: no usable %s (%s); using the default processor (size 518)", name, PROCESSOR_FILE, error)
         processor = DepthAnythingImageProcessor()
     if input_size is not None:
-        if input_size < 14:
-            raise ValueError(f"input_size must be >= 14, got {input_size}")
+        if input_size < MIN_IMAGE_SIDE:
+            raise ValueError(f"input_size must be >= {MIN_IMAGE_SIDE}, got {input_size}")
         processor.size = int(input_size)
     return model, processor
 
 
+def _load_other_depth_model(name: str, where: str, input_size: int | None) -> tuple[torch.nn.Module, Any]:
+    """A non-Depth-Anything depth model through transformers' Auto classes (evaluation compares against them)."""
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    try:
+        model = AutoModelForDepthEstimation.from_pretrained(name)
+        processor = AutoImageProcessor.from_pretrained(name)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{where}: not a depth-estimation model transformers can load ({error})") from error
+    if input_size is not None:
+        size = getattr(processor, "size", None)
+        if isinstance(size, dict) and "shortest_edge" in size:
+            processor.size = {"shortest_edge": input_size}
+        else:  # DPT-style {"height", "width"} (keep_aspect_ratio scales to fit)
+            processor.size = {"height": input_size, "width": input_size}
+    logger.info("loaded %s with %s (transformers' classes)", type(model).__name__, type(processor).__name__)
+    return model, processor
+
+
 def prepare_model(
-    model: DepthAnythingForDepthEstimation,
+    model: torch.nn.Module,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
     channels_last: bool = True,
@@ -106,16 +175,24 @@ class DepthPrediction:
     name: str = ""
 
 
+def as_rgb_float(image: Any) -> np.ndarray:
+    """float32 (height, width, 3) in [0, 1]; arrays already in that form are used as they are (no copy)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.float32 and image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return to_rgb_float(image)
+
+
 @dataclass
 class DepthEstimator:
     """Runs a prepared model on images: resize, batch images of equal resized size together, post-process back.
 
     Images that resize to the same size share a batch, so nothing is padded and every prediction is the one the
-    image would get alone. Use `DepthEstimator.from_pretrained(...)` for the usual set-up.
+    image would get alone. `DepthEstimator.from_pretrained(...)` loads and sets up the fast path;
+    `DepthEstimator.from_model(model, processor)` wraps a model already in memory (e.g. during training) as it is.
     """
 
     model: torch.nn.Module
-    processor: DepthAnythingImageProcessor
+    processor: Any
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     batch_size: int = 4
@@ -138,7 +215,8 @@ class DepthEstimator:
         input_size: int | None = None,
         interpolation: str | None = None,
     ) -> DepthEstimator:
-        """Load a folder or Hub id. `fast=False` gives the plain fp32, contiguous-memory model."""
+        """Load a folder or Hub id. `precision="auto"` follows the hardware (`inference.precision`); `fast=False`
+        gives the plain fp32, contiguous-memory model."""
         torch_device = resolve_device(device)
         dtype = resolve_precision(precision if fast else "float32", torch_device)
         model, processor = load_model_and_processor(name_or_path, input_size=input_size)
@@ -151,10 +229,20 @@ class DepthEstimator:
         )
         return cls(model, processor, torch_device, dtype, batch_size, interpolation, channels_last=fast)
 
+    @classmethod
+    def from_model(
+        cls, model: torch.nn.Module, processor: Any, batch_size: int = 4, interpolation: str | None = None
+    ) -> DepthEstimator:
+        """Wrap a model in memory without moving or converting it: it runs on its own device and dtype."""
+        parameter = next(iter(model.parameters()), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+        return cls(model, processor, device, dtype, batch_size, interpolation, channels_last=False)
+
     @property
     def is_metric(self) -> bool:
         model = getattr(self.model, "_orig_mod", self.model)
-        return model.config.depth_estimation_type == "metric"
+        return getattr(getattr(model, "config", None), "depth_estimation_type", "relative") == "metric"
 
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -162,41 +250,69 @@ class DepthEstimator:
         pixel_values = pixel_values.to(self.device, self.dtype)
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-        return self.model(pixel_values=pixel_values).predicted_depth.float()
+        was_training = getattr(self.model, "training", False)
+        if was_training:  # a model wrapped from training: predict without dropout, then hand it back as it was
+            self.model.eval()
+        try:
+            return self.model(pixel_values=pixel_values).predicted_depth.float()
+        finally:
+            if was_training:
+                self.model.train()
 
-    def predict_arrays(
-        self, images: Sequence[np.ndarray], names: Sequence[str] | None = None
-    ) -> list[DepthPrediction]:
-        """Predict for float (height, width, 3) RGB images in [0, 1]; returns results in input order."""
-        names = list(names) if names is not None else [f"image {index}" for index in range(len(images))]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            height, width = image.shape[:2]
-            key = (
-                resize_output_size(
-                    height, width, self.processor.size, self.processor.ensure_multiple_of, self.processor.resize_policy
-                )
-                if self.processor.do_resize
-                else (height, width)
+    def _resized_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The model's input size for an image (images sharing it share a batch); None for other processors."""
+        processor = self.processor
+        if not isinstance(processor, DepthAnythingImageProcessor):
+            return None
+        if not processor.do_resize:
+            return height, width
+        return resize_output_size(height, width, processor.size, processor.ensure_multiple_of, processor.resize_policy)
+
+    def _predict_chunk(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Images of one input size -> float32 (height, width) maps at each image's own size."""
+        sizes = [image.shape[:2] for image in images]
+        if isinstance(self.processor, DepthAnythingImageProcessor):
+            inputs = self.processor(images, return_tensors="pt")
+            predicted = self.forward(inputs["pixel_values"]).cpu()  # (chunk, height, width)
+            maps = self.processor.post_process_depth_estimation(
+                predicted, target_sizes=sizes, interpolation=self.interpolation
             )
-            groups.setdefault(key, []).append(index)
-        results: list[DepthPrediction | None] = [None] * len(images)
+        else:  # transformers' processors rescale uint8 themselves and post-process a model output
+            from transformers.modeling_outputs import DepthEstimatorOutput
+
+            uint8 = [np.round(image * 255.0).clip(0, 255).astype(np.uint8) for image in images]
+            inputs = self.processor(images=uint8, return_tensors="pt")
+            predicted = self.forward(inputs["pixel_values"]).cpu()
+            maps = self.processor.post_process_depth_estimation(
+                DepthEstimatorOutput(predicted_depth=predicted), target_sizes=sizes
+            )
+        return [output["predicted_depth"].float().numpy().astype(np.float32, copy=False) for output in maps]
+
+    def predict_arrays(self, images: Sequence[Any], names: Sequence[str] | None = None) -> list[DepthPrediction]:
+        """Predict for RGB images given as arrays (float32 (height, width, 3) in [0, 1] are used as they are; uint8,
+        uint16, grey and RGBA arrays and PIL images are converted). Returns results in input order.
+
+        Raises `ValueError` naming the image when one is smaller than a patch (nothing is predicted then).
+        """
+        names = list(names) if names is not None else [f"image {index}" for index in range(len(images))]
+        arrays = [as_rgb_float(image) for image in images]
+        groups: dict[Any, list[int]] = {}
+        for index, image in enumerate(arrays):
+            height, width = image.shape[:2]
+            if min(height, width) < MIN_IMAGE_SIDE:
+                raise ValueError(
+                    f"{names[index]}: {width}x{height} pixels is too small (at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE})"
+                )
+            key = self._resized_size(height, width)
+            groups.setdefault(key if key is not None else ("alone", index), []).append(index)
+        results: list[DepthPrediction | None] = [None] * len(arrays)
+        is_metric = self.is_metric
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                inputs = self.processor([images[index] for index in chunk], return_tensors="pt")
-                predicted = self.forward(inputs["pixel_values"])  # (chunk, height, width)
-                sizes = [images[index].shape[:2] for index in chunk]
-                maps = self.processor.post_process_depth_estimation(
-                    predicted.cpu(), target_sizes=sizes, interpolation=self.interpolation
-                )
-                for index, output in zip(chunk, maps, strict=True):
-                    results[index] = DepthPrediction(
-                        depth=output["predicted_depth"].numpy().astype(np.float32, copy=False),
-                        image=images[index],
-                        is_metric=self.is_metric,
-                        name=names[index],
-                    )
+                maps = self._predict_chunk([arrays[index] for index in chunk])
+                for index, depth in zip(chunk, maps, strict=True):
+                    results[index] = DepthPrediction(depth, arrays[index], is_metric, names[index])
         return results  # type: ignore[return-value]
 
     def predict(self, images: Sequence) -> list[DepthPrediction]:
