@@ -14,16 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling_depth_anything.data.streams import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from modeling_depth_anything.data import (
     DepthTransform,
     MixedBatchStream,
     NoValidSampleError,
     SampleStats,
     collate,
     decode_depth,
-    disparity_from_depth,
     iter_valid,
     load_labelled,
     load_rgbd_folder,
@@ -31,6 +28,7 @@ from modeling_depth_anything.data.streams import (
     shard_for_process,
 )
 from modeling_depth_anything.data.synthetic import synthetic_stream
+from modeling_depth_anything.data.transforms import IMAGENET_MEAN, IMAGENET_STD, disparity_from_depth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,9 +246,9 @@ def test_stream_without_valid_samples_raises(tmp_path):
     folder = _make_rgbd(tmp_path / "rgbd", names=(), bad=("x:corrupt", "y:invalid"))
     with pytest.raises(NoValidSampleError, match="no valid sample"):
         list(iter_valid(load_rgbd_folder(folder), name="broken"))
-    mixer = MixedBatchStream(load_rgbd_folder(folder), labelled_transform=DepthTransform(size=14), batch_size=2)
-    with pytest.raises(NoValidSampleError, match="labelled"):
-        next(iter(mixer))
+    mixer = MixedBatchStream({"labelled": load_rgbd_folder(folder)}, transforms=DepthTransform(size=14), batch_size=2)
+    with pytest.raises(NoValidSampleError, match="no valid sample"):
+        mixer.next_batch()
 
 
 def test_decode_depth_validity_rules():
@@ -366,11 +364,16 @@ def _unlabelled_stream(count=7, shards=7):
 
 def _mixer(**kwargs):
     transform = DepthTransform(size=14)
-    return MixedBatchStream(_labelled_stream(), _unlabelled_stream(), transform, transform, **kwargs)
+    return MixedBatchStream(
+        {"labelled": _labelled_stream(), "unlabelled": _unlabelled_stream()},
+        ratio={"labelled": 1, "unlabelled": 2},
+        transforms=transform,
+        **kwargs,
+    )
 
 
 def test_mixer_batches_at_ratio_one_to_two_and_cycles_finite_streams():
-    mixer = _mixer(batch_size=6, ratio=(1, 2))
+    mixer = _mixer(batch_size=6)
     iterator = iter(mixer)
     batches = [next(iterator) for _ in range(4)]  # 8 labelled (> 5) and 16 unlabelled (> 7): both streams restart
     assert batches[0]["labelled"]["pixel_values"].shape == (2, 3, 14, 14)
@@ -378,42 +381,103 @@ def test_mixer_batches_at_ratio_one_to_two_and_cycles_finite_streams():
     assert batches[0]["unlabelled"]["pixel_values"].shape == (4, 3, 14, 14)
     assert "disparity" not in batches[0]["unlabelled"]
     labelled_ids = [i for b in batches for i in b["labelled"]["ids"]]
-    assert labelled_ids[:5] == ["L0", "L1", "L2", "L3", "L4"]  # datasets reorders shards in later epochs
+    assert labelled_ids[:5] == ["L0", "L1", "L2", "L3", "L4"]  # no shuffle buffer: stored order
     assert set(labelled_ids[5:]) <= {"L0", "L1", "L2", "L3", "L4"} and len(set(labelled_ids[5:])) == 3
-    assert mixer.streams["labelled"].epoch == 1 and mixer.streams["unlabelled"].epoch == 2
+    state = mixer.state_dict()["workers"][0]
+    assert state["labelled"]["sources"][0]["epoch"] == 1 and state["unlabelled"]["sources"][0]["epoch"] == 2
     assert mixer.stats["labelled"].valid == 8
 
 
 def test_mixer_ratio_validation():
     with pytest.raises(ValueError, match="does not split"):
-        _mixer(batch_size=4, ratio=(1, 2))
+        _mixer(batch_size=4)
     with pytest.raises(ValueError, match="batch_size"):
         _mixer(batch_size=0)
+    with pytest.raises(ValueError, match="ratio names parts"):
+        MixedBatchStream({"labelled": _labelled_stream()}, ratio={"pseudo": 1})
+
+
+def _assert_same_batches(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for part in want:
+        assert got[part]["ids"] == want[part]["ids"]
+        for key, value in want[part].items():
+            if torch.is_tensor(value):
+                torch.testing.assert_close(got[part][key], value)
 
 
 def test_mixer_resume_gives_the_same_next_batches():
-    reference = iter(_mixer(batch_size=3, ratio=(1, 2)))
+    reference = iter(_mixer(batch_size=3))
     expected = [next(reference) for _ in range(7)]
-    interrupted = _mixer(batch_size=3, ratio=(1, 2))
+    interrupted = _mixer(batch_size=3)
     iterator = iter(interrupted)
     for _ in range(3):
         next(iterator)
     state = interrupted.state_dict()
-    resumed = _mixer(batch_size=3, ratio=(1, 2))
+    resumed = _mixer(batch_size=3)
     resumed.load_state_dict(state)
     iterator = iter(resumed)
     for want in expected[3:]:  # crosses the end of both streams (epoch change) too
-        got = next(iterator)
-        for part in ("labelled", "unlabelled"):
-            assert got[part]["ids"] == want[part]["ids"]
-            torch.testing.assert_close(got[part]["pixel_values"], want[part]["pixel_values"])
-        torch.testing.assert_close(got["labelled"]["disparity"], want["labelled"]["disparity"])
+        _assert_same_batches(next(iterator), want)
     assert resumed.batches == 7
+
+
+def _sorted_folder(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for index in range(count):
+        Image.fromarray(_image(16, 20, seed=index)).save(folder / f"{index:03d}.png")
+    (folder / "zz_broken.png").write_bytes(b"not an image")
+    return folder
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_shuffled_stream_with_workers_resumes_exactly(tmp_path, workers):
+    """Shuffle buffer on (a sorted folder must not train in order), decoded in 0 or 2 DataLoader workers: a stream
+    resumed from its JSON state yields exactly the batches of an uninterrupted one, across the end of a pass."""
+    import json
+
+    from modeling_depth_anything.data.sources import unlabelled_source
+
+    folder = _sorted_folder(tmp_path / "photos", 23)
+
+    def make() -> MixedBatchStream:
+        return MixedBatchStream(
+            {"images": unlabelled_source(folder)},
+            batch_size=4,
+            transforms=DepthTransform(size=14),
+            shuffle_buffer=8,
+            seed=3,
+            num_workers=workers,
+        )
+
+    reference = make()
+    expected = [reference.next_batch() for _ in range(14)]  # 56 samples: more than two passes over 23 images
+    order = [i for batch in expected for i in batch["images"]["ids"]]
+    assert order[:23] != sorted(order[:23]), "a sorted folder must not come out in order"
+    assert sorted(set(order)) == [f"{i:03d}.png" for i in range(23)]
+    for stop in (3, 7):
+        interrupted = make()
+        for _ in range(stop):
+            interrupted.next_batch()
+        state = json.loads(json.dumps(interrupted.state_dict()))  # what a checkpoint stores
+        interrupted.close()
+        resumed = make()
+        resumed.load_state_dict(state)
+        for want in expected[stop:]:
+            _assert_same_batches(resumed.next_batch(), want)
+        assert resumed.bad_counts() == reference.bad_counts()  # the broken file: counted once per pass, not twice
+        resumed.close()
+    reference.close()
+    if workers:
+        other = make()
+        other.num_workers = 1
+        with pytest.raises(ValueError, match="num_workers 2"):
+            other.load_state_dict(state)
 
 
 @pytest.mark.parametrize("shards", [4, 7])  # whole shards per process, and sample-level splitting
 def test_two_processes_see_disjoint_samples_that_cover_everything(shards):
-    rows = {"id": [f"s{i}" for i in range(14)], "image": [_png_bytes(_image(8, 8, seed=i)) for i in range(14)]}
+    rows = {"id": [f"s{i}" for i in range(14)], "image": [_png_bytes(_image(16, 16, seed=i)) for i in range(14)]}
     features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()})
     stream = load_unlabelled(
         datasets.Dataset.from_dict(rows, features=features).to_iterable_dataset(num_shards=shards)
@@ -430,9 +494,9 @@ def test_two_process_mixers_are_disjoint(tmp_path):
     ids = []
     for rank in range(2):
         mixer = MixedBatchStream(
-            load_unlabelled(folder), labelled_transform=transform, batch_size=3, rank=rank, world_size=2
+            {"images": load_unlabelled(folder)}, transforms=transform, batch_size=3, rank=rank, world_size=2
         )
-        ids.append(next(iter(mixer))["labelled"]["ids"])
+        ids.append(mixer.next_batch()["images"]["ids"])
     assert not set(ids[0]) & set(ids[1]) and len(set(ids[0] + ids[1])) == 6
     with pytest.raises(ValueError, match="rank"):
         shard_for_process(load_unlabelled(folder), 2, 2)

@@ -8,18 +8,19 @@ import pytest
 import torch
 from PIL import Image
 
+from modeling_depth_anything.data import DepthTransform, MixedBatchStream, SampleStats, shard_for_process
 from modeling_depth_anything.data.pseudo_labels import (
     QUANTIZATION_LEVELS,
     PseudoLabelWriter,
     decode_disparity,
     encode_disparity,
-    load_pseudo_labels,
     push_to_hub,
+    set_aside_damaged_shards,
     shard_paths,
     summary,
     written_ids,
 )
-from modeling_depth_anything.data.streams import DepthTransform, MixedBatchStream, SampleStats, shard_for_process
+from modeling_depth_anything.data.sources import load_pseudo_labels
 
 
 def _jpeg(seed: int, height=30, width=40) -> bytes:
@@ -94,8 +95,8 @@ def test_reader_returns_decoded_samples_and_feeds_the_mixer(tmp_path):
     assert sample["teacher_id"] == "teacher-vitl@step100"
     original = _disparity(1)
     assert np.abs(sample["depth"] - original).max() <= (original.max() - original.min()) / QUANTIZATION_LEVELS
-    mixer = MixedBatchStream(load_pseudo_labels(folder), labelled_transform=DepthTransform(size=14), batch_size=2)
-    batch = next(iter(mixer))["labelled"]
+    mixer = MixedBatchStream({"pseudo": load_pseudo_labels(folder)}, transforms=DepthTransform(size=14), batch_size=2)
+    batch = mixer.next_batch()["pseudo"]
     assert batch["disparity"].shape == (2, 14, 14) and batch["valid_mask"].all()
     assert float(batch["disparity"].max()) == pytest.approx(1.0)
 
@@ -132,7 +133,13 @@ def test_push_to_local_folder_is_a_loadable_dataset(tmp_path):
     _write(source, range(3))
     target = tmp_path / "published"
     assert push_to_hub(source, str(target)) == str(target)
-    assert (target / "README.md").read_text().startswith("---\nconfigs:")
+    card = (target / "README.md").read_text()
+    assert card.startswith("---\n") and "path: data/train-*.parquet" in card and "teacher-vitl@step100" in card
+    assert sorted(p.name for p in target.rglob("*") if p.is_file()) == [
+        "README.md",
+        "train-00000.parquet",
+        "train-00001.parquet",
+    ]  # shards and card only: no temporary or damaged files
     loaded = datasets.load_dataset(str(target), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(loaded) == 3 and set(loaded.column_names) >= {"source_id", "teacher_id", "image", "disparity"}
     assert isinstance(loaded[0]["image"], Image.Image)
@@ -147,3 +154,34 @@ def test_push_to_local_folder_is_a_loadable_dataset(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="no pseudo-label shards"):
         push_to_hub(tmp_path / "nothing", str(target))
+
+
+def test_dataset_card_is_a_huggingface_hub_dataset_card(tmp_path):
+    from huggingface_hub import DatasetCard
+
+    folder = tmp_path / "pl"
+    _write(folder, range(3))
+    card = DatasetCard.load(folder / "README.md")
+    assert card.data.configs == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+    ]
+    assert "depth-estimation" in card.data.task_categories and "Rows: 3 in 2 parquet shard(s)" in card.text
+
+
+def test_damaged_shard_is_set_aside_and_its_images_redone(tmp_path, caplog):
+    import logging
+
+    folder = tmp_path / "pl"
+    _write(folder, range(4), shard_size=2)
+    damaged = shard_paths(folder)[1]
+    damaged.write_bytes(damaged.read_bytes()[:100])  # a finished shard cut short on disk
+    (folder / "data" / ".train-00009.parquet.tmp").write_bytes(b"half")  # left by a killed writer
+    with pytest.raises(ValueError, match="train-00001.parquet"):
+        written_ids(folder)  # a clear error naming the file, not a pyarrow traceback
+    with caplog.at_level(logging.WARNING):
+        moved = set_aside_damaged_shards(folder)
+    assert [p.parent.name for p in moved] == ["damaged"] and "train-00001.parquet is damaged" in caplog.text
+    assert written_ids(folder) == {"img0", "img1"}  # img2 and img3 will be labelled again
+    assert not list((folder / "data").glob(".*.tmp"))
+    _write(folder, range(2, 4))
+    assert written_ids(folder) == {f"img{i}" for i in range(4)}

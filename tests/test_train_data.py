@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modeling_depth_anything.data.stage import BatchSource, flatten, open_sources
+from modeling_depth_anything.data import MixedBatchStream, open_sources, stage_stream
 from modeling_depth_anything.losses import depth_loss
 from modeling_depth_anything.training.args import DataArguments
 
@@ -46,46 +46,43 @@ def _labelled_dataset() -> datasets.Dataset:
 
 
 def test_bad_labels_are_masked_or_skipped_and_counted():
-    data_args = DataArguments(crop_size=28)
-    source = open_sources([_labelled_dataset()], data_args, labelled=True)
-    stream = BatchSource(source, None, data_args, batch_size=4, ratio=(1, 0), seed=0, rank=0, world_size=1)
-    batch = flatten(stream.next_batch())
-    assert set(batch["first.ids"]) <= {"s0", "s1", "s4", "s5"}
-    assert torch.isfinite(batch["first.disparity"]).all()
+    data_args = DataArguments(crop_size=28, num_workers=0)
+    sources = open_sources([_labelled_dataset()], "labelled", data_args)
+    stream = stage_stream({"labelled": sources}, {"labelled": 1}, data_args, 4, seed=0, rank=0, world_size=1)
+    batch = stream.next_batch()["labelled"]
+    assert set(batch["ids"]) <= {"s0", "s1", "s4", "s5"}
+    assert torch.isfinite(batch["disparity"]).all()
     counts = stream.bad_counts()
     assert (
         counts.get("all-invalid depth") == 1 and counts.get("corrupt image", 0) + counts.get("truncated image", 0) == 1
     )
     prediction = torch.rand(4, 28, 28, requires_grad=True)
-    loss = depth_loss(prediction, batch["first.disparity"], batch["first.valid_mask"], gradient_weight=2.0)
+    loss = depth_loss(prediction, batch["disparity"], batch["valid_mask"], gradient_weight=2.0)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
 
 
 def test_batch_stream_state_is_json_and_resumes_the_same_batches():
     data_args = DataArguments(
-        labelled=["synthetic"], crop_size=28, synthetic_height=32, synthetic_width=40, synthetic_num_shards=2
+        labelled=["synthetic"],
+        crop_size=28,
+        synthetic_height=32,
+        synthetic_width=40,
+        synthetic_num_shards=2,
+        num_workers=0,
     )
 
-    def make() -> BatchSource:
-        return BatchSource(
-            open_sources(data_args.labelled, data_args, labelled=True),
-            None,
-            data_args,
-            2,
-            (1, 0),
-            seed=0,
-            rank=0,
-            world_size=1,
-        )
+    def make() -> MixedBatchStream:
+        parts = {"labelled": open_sources(data_args.labelled, "labelled", data_args)}
+        return stage_stream(parts, {"labelled": 1}, data_args, 2, seed=0, rank=0, world_size=1)
 
     stream = make()
     stream.next_batch()
     state = json.loads(json.dumps(stream.state_dict()))  # what the checkpoint stores
-    expected = stream.next_batch()["first"]
+    expected = stream.next_batch()["labelled"]
     resumed = make()
     resumed.load_state_dict(state)
-    again = resumed.next_batch()["first"]
+    again = resumed.next_batch()["labelled"]
     assert again["ids"] == expected["ids"]
     torch.testing.assert_close(again["pixel_values"], expected["pixel_values"])
     torch.testing.assert_close(again["disparity"], expected["disparity"])

@@ -11,7 +11,7 @@ Writes `<output_dir>/final` (a `from_pretrained` folder), checkpoints, TensorBoa
 from __future__ import annotations
 
 from modeling_depth_anything import DepthAnythingImageProcessor
-from modeling_depth_anything.data.stage import BatchSource, flatten, open_sources
+from modeling_depth_anything.data import open_sources, stage_stream
 from modeling_depth_anything.losses import depth_loss
 from modeling_depth_anything.training import TrainingRun, build_model, setup_training_accelerator
 from modeling_depth_anything.training.args import (
@@ -28,15 +28,14 @@ def main(argv: list[str] | None = None) -> None:
         ModelArguments, DataArguments, TrainArguments, TeacherArguments, argv=argv
     )
     if not data_args.labelled:
-        raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or folder:PATH")
+        raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or a folder")
     accelerator = setup_training_accelerator(train_args)
     try:
-        stream = BatchSource(
-            open_sources(data_args.labelled, data_args, labelled=True),
-            None,
+        stream = stage_stream(
+            {"labelled": open_sources(data_args.labelled, "labelled", data_args)},
+            {"labelled": 1},
             data_args,
             train_args.per_device_batch_size,
-            (1, 0),
             seed=train_args.seed,
             rank=accelerator.process_index,
             world_size=accelerator.num_processes,
@@ -51,16 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         def compute_loss(model, batch):
-            prediction = model(pixel_values=batch["first.pixel_values"]).predicted_depth  # (batch, S, S)
+            labelled = batch["labelled"]
+            prediction = model(pixel_values=labelled["pixel_values"]).predicted_depth  # (batch, S, S)
             loss = depth_loss(
                 prediction,
-                batch["first.disparity"],
-                batch["first.valid_mask"],
+                labelled["disparity"],
+                labelled["valid_mask"],
                 gradient_weight=teacher_args.gradient_weight,
             )
             return loss, {}
 
-        run.train(lambda: flatten(stream.next_batch()), compute_loss)
+        run.train(stream.next_batch, compute_loss)
         run.save_final(DepthAnythingImageProcessor(size=model_args.processor_size))
     finally:
         accelerator.end_training()

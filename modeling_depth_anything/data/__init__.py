@@ -1,51 +1,80 @@
-"""The data engine: sources -> decoded samples -> transformed, mixed batches, plus synthetic scenes, strong
-perturbations, CutMix and the pseudo-label format. Needs the `train` extra (`datasets`, `kornia`, `pyarrow`).
+"""The data engine: sources -> decoding (skip-and-count) -> mixing by named parts -> nested batches; plus synthetic
+scenes, strong perturbations, CutMix and the pseudo-label format. Needs the `train` extra (`datasets`, `kornia`,
+`pyarrow`), imported lazily: `decode` and `rgbd` work without it (the evaluation reads RGB-D folders through them).
 
-Modules: `streams` (sources as `datasets` streams, decoding with skip-and-count, transforms, batch mixing),
-`synthetic` (procedural scenes with exact depth), `augment` (strong perturbations, CutMix), `pseudo_labels`
-(the parquet format of pseudo-label sets: writer, reader, dataset card), `stage` (what the training stages open).
+Modules, in the order a sample goes through them:
+
+- `sources`: where samples come from (`Source` = raw `datasets` rows + a `Decoder`); `open_source(spec, role,
+  data_args)`, the one opener of every stage; `load_labelled` / `load_unlabelled` / `load_rgbd_folder` /
+  `load_pseudo_labels` for decoded streams; `shard_for_process`.
+- `rgbd`: the one reader of the ``<sample>/image.png + depth.png (uint16 mm)`` layout (training and evaluation).
+- `decode`: `BadSampleError`, `SampleStats`, `decode_image` (the CLI's conversions), `decode_depth`, `Decoder`.
+- `transforms`: `DepthTransform` (crop, flip, disparity in [0, 1]), `collate`, nested-batch helpers.
+- `mixing`: `MixedBatchStream`, named parts at a ratio, shuffled, decoded in DataLoader workers, exactly resumable.
+- `pseudo_labels`: the parquet format of pseudo-label sets (writer, reader label, dataset card, push).
+- `synthetic`: procedural scenes with exact depth; `augment`: strong perturbations and CutMix.
 """
 
 from .augment import CutMixResult, StrongPerturbation, cutmix, mix_targets
-from .pseudo_labels import PseudoLabelWriter, load_pseudo_labels
-from .streams import (
+from .decode import (
     BadSampleError,
-    DepthTransform,
-    MixedBatchStream,
+    Decoder,
+    DepthLabel,
     NoValidSampleError,
     SampleStats,
-    collate,
     decode_depth,
     decode_image,
+)
+from .mixing import MixedBatchStream, default_num_workers, stage_stream
+from .pseudo_labels import PseudoLabel, PseudoLabelWriter
+from .rgbd import list_rgbd_samples, read_rgbd_depth
+from .sources import (
+    Source,
     iter_valid,
     load_labelled,
+    load_pseudo_labels,
     load_rgbd_folder,
     load_unlabelled,
+    open_source,
+    open_sources,
     shard_for_process,
 )
 from .synthetic import SyntheticConfig, render_sample, synthetic_stream
+from .transforms import DepthTransform, batch_num_images, batch_to_device, collate
 
 __all__ = [
     "BadSampleError",
     "CutMixResult",
+    "Decoder",
+    "DepthLabel",
     "DepthTransform",
     "MixedBatchStream",
     "NoValidSampleError",
+    "PseudoLabel",
     "PseudoLabelWriter",
     "SampleStats",
+    "Source",
     "StrongPerturbation",
     "SyntheticConfig",
+    "batch_num_images",
+    "batch_to_device",
     "collate",
     "cutmix",
     "decode_depth",
     "decode_image",
+    "default_num_workers",
     "iter_valid",
+    "list_rgbd_samples",
     "load_labelled",
     "load_pseudo_labels",
     "load_rgbd_folder",
     "load_unlabelled",
     "mix_targets",
+    "open_source",
+    "open_sources",
+    "read_rgbd_depth",
     "render_sample",
     "shard_for_process",
+    "stage_stream",
     "synthetic_stream",
 ]

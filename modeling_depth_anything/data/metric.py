@@ -454,3 +454,45 @@ def median_depth(stream: Any, num_samples: int) -> float:
     if not values:
         raise ValueError("median_depth: the stream yielded no sample")
     return float(np.median(np.concatenate(values)))
+
+
+class MetricBatchStream:
+    """This process's endless, resumable batches of metric samples, as the training loop draws them.
+
+    Args:
+        dataset: decoded metric stream (`open_metric_sources`).
+        transform: `MetricDepthTransform`.
+        batch_size (`int`): samples per batch and process.
+        rank, world_size (`int`): this process and the number of processes (the stream is split by node).
+
+    `next_batch()` returns ``pixel_values`` (B, 3, S, S), ``depth`` (B, S, S) metres (0 = invalid), ``valid_mask``
+    (B, S, S) bool and ``ids``; `state_dict()` / `load_state_dict()` resume mid-stream; `bad_counts()` gives the
+    skipped samples by reason, including those of a run this one resumed.
+    """
+
+    def __init__(self, dataset, transform: MetricDepthTransform, batch_size: int, rank: int = 0, world_size: int = 1):
+        from .streams import MixedBatchStream
+
+        self.mixer = MixedBatchStream(
+            dataset, None, labelled_transform=transform, batch_size=batch_size, rank=rank, world_size=world_size
+        )
+        self._iterator = iter(self.mixer)
+        self._resumed_skips: dict[str, int] = {}
+
+    def next_batch(self) -> dict[str, Any]:
+        return next(self._iterator)["labelled"]
+
+    def bad_counts(self) -> dict[str, int]:
+        counts = dict(self._resumed_skips)
+        for stats in self.mixer.stats.values():
+            for reason, count in stats.skipped.items():
+                counts[reason] = counts.get(reason, 0) + count
+        return counts
+
+    def state_dict(self) -> dict:
+        return {"mixer": self.mixer.state_dict(), "bad": self.bad_counts()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mixer.load_state_dict(state["mixer"])
+        self._resumed_skips = dict(state.get("bad", {}))
+        self._iterator = iter(self.mixer)

@@ -2,8 +2,13 @@
 
 Layout of a pseudo-label folder (also a loadable `datasets` folder and a Hub dataset repo)::
 
-    <dir>/README.md                             # dataset card; its YAML header points `datasets` at the shards
-    <dir>/data/<split>-<prefix><NNNNN>.parquet  # one shard per flush; written atomically (temp file + rename)
+    <dir>/README.md                                     # dataset card (`huggingface_hub.DatasetCard`); its YAML
+                                                        # `configs` point `datasets.load_dataset(<dir>)` at the shards
+    <dir>/data/<split>-<prefix><NNNNN>.parquet          # one shard per flush, written atomically (temp file +
+                                                        # rename); `train/pseudo_label.py` uses prefix "rank<r>-":
+                                                        # data/train-rank0-00000.parquet, data/train-rank1-00000.parquet
+    <dir>/skipped.json                                  # inputs that were not labelled: [{"id", "reason", "detail"}]
+    <dir>/damaged/                                      # finished shards found unreadable on a restart (redone)
 
 Columns (the schema carries `datasets` features, so `load_dataset` decodes the images):
 
@@ -13,19 +18,19 @@ Columns (the schema carries `datasets` features, so `load_dataset` decodes the i
     disparity      Image    teacher disparity as a 16-bit grey PNG, normalised per image: q = round((d - min) / (max - min) * 65535)
     disparity_min  float32  min of the teacher's map (a float32 value of the map itself)
     disparity_max  float32  max of the teacher's map
-    height, width  int32    size of the disparity map (= the image size the teacher was run at after post-processing)
+    height, width  int32    size of the disparity map (= the upright image's size, see `decode.decode_image`)
 
 Decoding gives d = min + q / 65535 * (max - min): the error is at most half a step, (max - min) / 131070, plus float32
 rounding. A constant map stores q = 0 and min = max.
 
-API::
+API (reading is `sources.load_pseudo_labels`, which decodes rows with `PseudoLabel` through the one `Decoder`)::
 
     encode_disparity(disparity) -> (png_bytes, min, max)
     decode_disparity(png_bytes, min, max) -> (H, W) float32
     PseudoLabelWriter(out_dir, teacher_id, shard_size=1000, split="train", shard_prefix="")   # .add(...), .close()
     written_ids(out_dir, split="train") -> set of source ids already written (resume)
-    load_pseudo_labels(path_or_repo, split="train", streaming=True, stats=None) -> IterableDataset of decoded samples
-    push_to_hub(out_dir, repo_id_or_local_dir, private=True, token=None, local=None) -> where it went
+    set_aside_damaged_shards(out_dir) -> moved paths (a restart redoes their images)
+    write_dataset_card(out_dir) / push_to_hub(out_dir, repo_id_or_local_dir) / summary(out_dir)
 """
 
 from __future__ import annotations
@@ -35,14 +40,15 @@ import json
 import logging
 import os
 import re
-import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .streams import BadSampleError, SampleStats, _is_valid, _undecoded, decode_image
+from ..hub import push_folder
+from .decode import BadSampleError
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +135,45 @@ def shard_paths(out_dir: str | Path, split: str = "train") -> list[Path]:
 
 
 def written_ids(out_dir: str | Path, split: str = "train") -> set[str]:
-    """Source ids already in finished shards (only the `source_id` column is read). Empty for a new folder."""
+    """Source ids already in finished shards (only the `source_id` column is read). Empty for a new folder.
+
+    Raises `ValueError` naming the shard when one cannot be read (`set_aside_damaged_shards` first on a restart).
+    """
     import pyarrow.parquet as pq
 
     ids: set[str] = set()
     for path in shard_paths(out_dir, split):
-        ids.update(pq.read_table(path, columns=["source_id"]).column("source_id").to_pylist())
+        try:
+            ids.update(pq.read_table(path, columns=["source_id"]).column("source_id").to_pylist())
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(f"{path}: unreadable pseudo-label shard ({error})") from error
     return ids
+
+
+def set_aside_damaged_shards(out_dir: str | Path) -> list[Path]:
+    """Move finished shards that cannot be read into `<out_dir>/damaged/` (their images are then labelled again by
+    a restarted job) and delete temporary files of shards that a killed job never finished. Returns the moved paths.
+
+    Shards are written atomically, so a damaged one means a disk problem or a hand edit: it is logged as a warning
+    naming the file and where it went. Run by one process before any process reads `written_ids`.
+    """
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    for temporary in (out_dir / "data").glob(".*.parquet.tmp"):
+        temporary.unlink(missing_ok=True)
+        logger.info("removed %s, the unfinished shard of an interrupted run", temporary)
+    moved = []
+    for path in sorted((out_dir / "data").glob("*.parquet")):
+        try:
+            pq.read_table(path, columns=["source_id"])
+        except (OSError, ValueError) as error:
+            target = out_dir / "damaged" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            logger.warning("%s is damaged (%s): moved to %s; its images will be labelled again", path, error, target)
+            moved.append(target)
+    return moved
 
 
 class PseudoLabelWriter:
@@ -229,25 +267,52 @@ class PseudoLabelWriter:
         self.close()
 
 
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# Depth Anything pseudo-labels
+
+Teacher disparity on unlabelled images, written by `train/pseudo_label.py` of depth-anything-hf.
+
+- Teacher(s): {{ teachers }}
+- Rows: {{ rows }} in {{ shards }} parquet shard(s) under `data/`
+
+Columns: `source_id`, `teacher_id`, `image` (the original encoded bytes), `disparity` (16-bit PNG, normalised per
+image), `disparity_min`, `disparity_max`, `height`, `width`. Decode: `min + png / 65535 * (max - min)`
+(`modeling_depth_anything.data.pseudo_labels.decode_disparity`), or read the set as training samples with
+`modeling_depth_anything.data.load_pseudo_labels`. Licences are those of the source images.
+"""
+
+
 def write_dataset_card(out_dir: str | Path) -> Path:
-    """Write `<out_dir>/README.md` with a YAML header that maps each split to its shards (for `load_dataset(dir)`)."""
+    """Write `<out_dir>/README.md`, a `huggingface_hub.DatasetCard` whose `configs` map each split to its shards (so
+    `datasets.load_dataset(<out_dir>)` and the Hub viewer find them), with the teachers and row counts."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
     out_dir = Path(out_dir)
     splits = sorted({m["split"] for p in (out_dir / "data").glob("*.parquet") if (m := _SHARD_PATTERN.match(p.name))})
-    data_files = "".join(f"  - split: {split}\n    path: data/{split}-*.parquet\n" for split in splits)
-    teachers = sorted(_teacher_ids(out_dir))
-    card = (
-        "---\nconfigs:\n- config_name: default\n  data_files:\n"
-        + data_files
-        + "tags:\n- depth-estimation\n- pseudo-labels\n---\n\n"
-        "# Depth Anything pseudo-labels\n\n"
-        "Teacher disparity on unlabelled images, written by `train/pseudo_label.py` of depth-anything-hf.\n"
-        f"Teacher(s): {', '.join(teachers) or 'unknown'}.\n\n"
-        "Columns: `source_id`, `teacher_id`, `image` (original bytes), `disparity` (16-bit PNG, normalised per image), "
-        "`disparity_min`, `disparity_max`, `height`, `width`. Decode: `min + png / 65535 * (max - min)` "
-        "(`pseudo_label_format.decode_disparity`). Licences are those of the source images.\n"
+    card_data = DatasetCardData(
+        pretty_name="Depth Anything pseudo-labels",
+        task_categories=["depth-estimation"],
+        tags=["depth-estimation", "pseudo-labels", "depth-anything"],
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in splits],
+            }
+        ],
+    )
+    facts = [summary(out_dir, split) for split in splits]
+    card = DatasetCard.from_template(
+        card_data,
+        template_str=CARD_TEMPLATE,
+        teachers=", ".join(f"`{t}`" for t in sorted(_teacher_ids(out_dir))) or "unknown",
+        rows=sum(f["rows"] for f in facts),
+        shards=sum(f["shards"] for f in facts),
     )
     path = out_dir / "README.md"
-    path.write_text(card)
+    card.save(path)
     return path
 
 
@@ -260,108 +325,34 @@ def _teacher_ids(out_dir: Path) -> set[str]:
     return teachers
 
 
-class _PseudoLabelDecoder:
-    """Rows -> decoded samples (`data` module convention), depth_kind "disparity", no invalid pixels."""
+class PseudoLabel:
+    """How the one `decode.Decoder` reads the label of a pseudo-label row: the disparity PNG and its min/max.
 
-    def __init__(self, stats) -> None:
-        self.stats = stats
-        self.pending: list[tuple[str, str]] = []
-
-    def __call__(self, row: dict) -> dict:
-        sample_id = str(row.get("source_id"))
-        try:
-            image = decode_image(row["image"])
-            try:
-                disparity = decode_disparity(row["disparity"], row["disparity_min"], row["disparity_max"])
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                raise BadSampleError("unreadable depth", str(error)) from error
-            if disparity.shape != (image.height, image.width):
-                raise BadSampleError(
-                    "depth shape mismatch", f"disparity {disparity.shape} vs image {(image.height, image.width)}"
-                )
-        except BadSampleError as error:
-            self.stats.record_bad(sample_id, error.reason, str(error))
-            self.pending.append((sample_id, error.reason))
-            return {"id": sample_id, "image": None, "skipped": []}
-        self.stats.record_valid()
-        skipped, self.pending = self.pending, []
-        return {
-            "id": sample_id,
-            "image": image,
-            "depth": disparity,
-            "depth_kind": "disparity",
-            "sky_mask": None,
-            "teacher_id": row.get("teacher_id"),
-            "skipped": skipped,
-        }
-
-
-def load_pseudo_labels(path_or_repo: str | Path, split: str = "train", streaming: bool = True, stats=None):
-    """Read pseudo-labels (a local folder written by `PseudoLabelWriter`, or a Hub dataset id) as a
-    `datasets.IterableDataset` of decoded samples: ``id`` (= source_id), ``image`` (PIL RGB), ``depth`` ((H, W)
-    float32 disparity), ``depth_kind`` ("disparity"), ``sky_mask`` (None), ``teacher_id``, ``skipped``.
-    One shard per parquet file, so `split_dataset_by_node` gives processes whole files."""
-    import datasets
-
-    local = Path(path_or_repo)
-    if local.is_dir():
-        files = [str(p) for p in shard_paths(local, split)]
-        if not files:
-            raise FileNotFoundError(f"no pseudo-label shards {split}-*.parquet under {str(local / 'data')!r}")
-        ds = datasets.load_dataset("parquet", data_files={split: files}, split=split, streaming=streaming)
-    else:
-        ds = datasets.load_dataset(str(path_or_repo), split=split, streaming=streaming)
-    if not streaming:
-        ds = ds.to_iterable_dataset(num_shards=max(1, min(len(ds), 64)))
-    ds = _undecoded(ds, ["image", "disparity"])
-    stats = stats if stats is not None else SampleStats(name=str(path_or_repo))
-    return ds.map(_PseudoLabelDecoder(stats)).filter(_is_valid)
-
-
-def push_to_hub(
-    out_dir: str | Path,
-    repo_id_or_local_dir: str | Path,
-    private: bool = True,
-    token: str | None = None,
-    local: bool | None = None,
-) -> str:
-    """Publish a pseudo-label folder as a dataset: to a Hub dataset repo, or to a local folder.
-
-    The target is local when `local=True`, or (`local=None`) when it is an existing path, an absolute path, or starts
-    with "." or "~"; otherwise it is a Hub repo id ("user/name"). A local target becomes a folder that
-    `datasets.load_dataset(target)` reads (data/*.parquet + README.md). Returns the local path or the repo URL.
+    The map was computed on the upright image, so the image's EXIF orientation is not applied to it again.
     """
+
+    def __call__(self, row: dict, orientation: int) -> dict:
+        try:
+            disparity = decode_disparity(row["disparity"], row["disparity_min"], row["disparity_max"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BadSampleError("unreadable depth", f"disparity of {row.get('source_id')!r}: {error}") from error
+        return {"depth": disparity, "depth_kind": "disparity", "sky_mask": None, "teacher_id": row.get("teacher_id")}
+
+
+def push_to_hub(out_dir: str | Path, target: str, private: bool = True) -> str:
+    """Publish a pseudo-label folder (shards, dataset card, skipped list) to a Hub dataset repo or a local folder,
+    through `hub.push_folder` (which decides local vs Hub). Returns the local path or the repo id."""
     out_dir = Path(out_dir)
     if not shard_paths(out_dir) and not list((out_dir / "data").glob("*.parquet")):
         raise FileNotFoundError(f"no pseudo-label shards under {str(out_dir / 'data')!r}")
     write_dataset_card(out_dir)
-    target = str(repo_id_or_local_dir)
-    if local is None:
-        local = Path(target).exists() or Path(target).is_absolute() or target.startswith((".", "~"))
-    if local:
-        destination = Path(target).expanduser()
-        (destination / "data").mkdir(parents=True, exist_ok=True)
-        for path in sorted((out_dir / "data").glob("*.parquet")):
-            if path.resolve() != (destination / "data" / path.name).resolve():
-                shutil.copy2(path, destination / "data" / path.name)
-        if (out_dir / "README.md").resolve() != (destination / "README.md").resolve():
-            shutil.copy2(out_dir / "README.md", destination / "README.md")
-        logger.info("pseudo-labels copied to %s", destination)
-        return str(destination)
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(target, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        folder_path=str(out_dir),
-        repo_id=target,
+    return push_folder(
+        str(out_dir),
+        str(target),
         repo_type="dataset",
-        allow_patterns=["data/*.parquet", "README.md"],
-        commit_message="Upload pseudo-labels",
+        private=private,
+        allow_patterns=["data/*.parquet", "README.md", "skipped.json"],
     )
-    url = f"https://huggingface.co/datasets/{target}"
-    logger.info("pseudo-labels pushed to %s", url)
-    return url
 
 
 def summary(out_dir: str | Path, split: str = "train") -> dict:
@@ -373,7 +364,7 @@ def summary(out_dir: str | Path, split: str = "train") -> dict:
     return {"shards": len(paths), "rows": rows, "teachers": sorted(_teacher_ids(Path(out_dir))), "split": split}
 
 
-if __name__ == "__main__":  # python train/pseudo_label_format.py <dir>: print a summary
+if __name__ == "__main__":  # python -m modeling_depth_anything.data.pseudo_labels <dir>: print a summary
     import sys
 
     print(json.dumps(summary(sys.argv[1]), indent=2))
