@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from modeling_depth_anything.data import DepthTransform, MixedBatchStream
+from modeling_depth_anything.data.decode import BadSampleError, SampleStats
 from modeling_depth_anything.data.metric import (
     HYPERSIM_FOCAL_LENGTH,
     OUT_OF_RANGE,
@@ -25,7 +26,6 @@ from modeling_depth_anything.data.metric import (
     read_hypersim_depth,
     synthetic_metric_stream,
 )
-from modeling_depth_anything.data.streams import BadSampleError, SampleStats
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 24, 32
@@ -61,9 +61,9 @@ def make_hypersim(root: Path) -> Path:
     return root
 
 
-def make_vkitti2(root: Path) -> Path:
-    """One camera, two frames of 16-bit centimetre depth with a sky band (65535 = 655.35 m)."""
-    for index in range(2):
+def make_vkitti2(root: Path, frames: int = 2) -> Path:
+    """One camera, `frames` frames of 16-bit centimetre depth with a sky band (65535 = 655.35 m)."""
+    for index in range(frames):
         frames = root / "Scene01" / "clone" / "frames"
         _rgb(frames / "rgb" / "Camera_0" / f"rgb_{index:05d}.jpg", index)
         depth = np.tile(np.linspace(200, 6000, W), (H, 1)).astype(np.uint16)  # 2 m .. 60 m in cm
@@ -73,8 +73,9 @@ def make_vkitti2(root: Path) -> Path:
     return root
 
 
-def _collect(stream) -> list[dict]:
-    return list(stream)
+def _collect(source) -> list[dict]:
+    """The decoded samples of a metric `Source`."""
+    return list(source.decoded())
 
 
 def test_distance_to_planar_depth_recovers_a_wall():
@@ -201,20 +202,24 @@ def test_metric_transform_keeps_metres_and_depth_transform_geometry():
 
 
 def test_mixed_batches_of_metric_samples_resume(tmp_path):
+    root = make_vkitti2(tmp_path / "vkitti2", frames=5)
+
     def stream():
+        sources = [
+            open_metric_source("synthetic", 1e-3, 20.0, synthetic_size=(32, 40), synthetic_num_shards=2),
+            open_metric_source(f"vkitti2:{root}", 1e-3, 80.0),
+        ]
         return MixedBatchStream(
-            synthetic_metric_stream(seed=1, size=(32, 40), num_shards=2),
-            labelled_transform=MetricDepthTransform(size=28, seed=0),
-            batch_size=2,
+            {"labelled": sources}, batch_size=2, transforms=MetricDepthTransform(size=28), shuffle_buffer=4
         )
 
     first = stream()
-    iterator = iter(first)
-    next(iterator)
+    for _ in range(3):
+        first.next_batch()
     state = first.state_dict()
-    expected = next(iterator)["labelled"]
+    expected = first.next_batch()["labelled"]
     resumed = stream()
     resumed.load_state_dict(state)
-    batch = next(iter(resumed))["labelled"]
+    batch = resumed.next_batch()["labelled"]
     assert batch["depth"].shape == (2, 28, 28) and batch["ids"] == expected["ids"]
     torch.testing.assert_close(batch["depth"], expected["depth"])

@@ -13,9 +13,11 @@ Source specs (`DataArguments.labelled` of `train/metric.py`), each ``KIND[:PATH]
 ``hypersim`` and ``vkitti2`` also take ``?split=FILE``: a text file of ``image_path depth_path`` lines relative to
 PATH (V2's split files), instead of scanning the folder.
 
-Decoded samples are those of `data/streams.py` (``id``, ``image`` PIL RGB, ``depth`` (H, W) float32 metres with NaN
-on invalid pixels, ``depth_kind`` "depth", ``sky_mask`` None, ``skipped``), so `MixedBatchStream` mixes and resumes
-them. `MetricDepthTransform` turns them into ``pixel_values`` + ``depth`` (metres) + ``valid_mask``.
+`open_metric_source` returns a `sources.Source` (raw rows + the one `decode.Decoder`, whose label reader here is
+`MetricDepthLabel`), so `mixing.MixedBatchStream` shuffles, decodes in workers and resumes it like any other source.
+Decoded samples are the data engine's (``id``, ``image`` PIL RGB, ``depth`` (H, W) float32 metres with NaN on invalid
+pixels, ``depth_kind`` "depth", ``sky_mask`` None). `MetricDepthTransform` turns them into ``pixel_values`` +
+``depth`` (metres) + ``valid_mask``; `metric_stream` is the training stage's batch stream.
 
 Bad input is skipped and counted with the file named: unreadable files, size mismatches, and depth maps in the wrong
 unit. A map whose measured values all lie outside [min_depth, max_depth] (millimetres read as metres: every value
@@ -39,8 +41,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .streams import PATCH_SIZE, BadSampleError, SampleStats, _nearest_resize, _normalized_pixels, decode_image
+from .decode import BadSampleError, Decoder, SampleStats, orient_like
+from .rgbd import list_rgbd_samples, read_rgbd_depth
+from .sources import Source
 from .synthetic import SyntheticConfig, synthetic_stream
+from .transforms import PATCH_SIZE, _nearest_resize, _normalized_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +55,13 @@ METRIC_SOURCE_KINDS = ("synthetic", "hypersim", "vkitti2", "rgbd")
 HYPERSIM_FOCAL_LENGTH = 886.81
 HYPERSIM_WIDTH = 1024
 OUT_OF_RANGE = "depth out of range"
-# A stream is reported as mis-scaled once this many samples were seen and at least half were out of range.
+# A stream is reported as mis-scaled once this many samples were read and at least half were out of range.
 MISSCALE_WARNING_AFTER = 8
+MAX_SHARDS = 1024  # file lists are cut into at most this many shards (processes and workers take whole shards)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Depth readers (metres, NaN = invalid)
+# Depth readers (metres, NaN or 0 = no measurement)
 
 
 def distance_to_planar_depth(distance: np.ndarray, focal_length: float) -> np.ndarray:
@@ -82,41 +88,27 @@ def read_hypersim_depth(path: str | Path, focal_length: float | None = None) -> 
     """
     import h5py
 
-    with h5py.File(path, "r") as handle:
-        if "dataset" not in handle:
-            raise BadSampleError("unreadable depth", f"{path}: no 'dataset' key in the HDF5 file ({list(handle)})")
-        distance = np.asarray(handle["dataset"], dtype=np.float32)
+    try:
+        with h5py.File(path, "r") as handle:
+            if "dataset" not in handle:
+                raise BadSampleError("unreadable depth", f"{path}: no 'dataset' key in the HDF5 file ({list(handle)})")
+            distance = np.asarray(handle["dataset"], dtype=np.float32)
+    except OSError as error:  # missing or damaged file
+        raise BadSampleError("unreadable depth", f"{path}: {error}") from error
     if distance.ndim != 2 or distance.size == 0:
         raise BadSampleError("unreadable depth", f"{path}: expected a (H, W) distance map, got shape {distance.shape}")
     focal = focal_length if focal_length is not None else HYPERSIM_FOCAL_LENGTH * distance.shape[1] / HYPERSIM_WIDTH
     return distance_to_planar_depth(distance, focal)
 
 
-def _read_png16(path: str | Path, scale: float) -> np.ndarray:
-    with Image.open(path) as image:
-        array = np.asarray(image)
-    if array.ndim != 2:
-        raise BadSampleError("unreadable depth", f"{path}: expected a single-channel 16-bit PNG, got {array.shape}")
-    depth = array.astype(np.float32) * np.float32(scale)
-    depth[array == 0] = np.nan  # 0 = no measurement
-    return depth
-
-
 def read_vkitti2_depth(path: str | Path) -> np.ndarray:
-    """A Virtual KITTI 2 ``depth_NNNNN.png``: uint16 centimetres (V2: ``/ 100``); 655.35 m is the sky."""
-    return _read_png16(path, 0.01)
-
-
-def read_rgbd_depth(path: str | Path) -> np.ndarray:
-    """An rgbd-folder ``depth.png`` (uint16 millimetres, 0 = none) or ``depth.npy`` (float metres)."""
-    if Path(path).suffix == ".npy":
-        depth = np.load(path, allow_pickle=False).astype(np.float32)
-        return depth[..., 0] if depth.ndim == 3 and depth.shape[-1] == 1 else depth  # (H, W, 1) -> (H, W)
-    return _read_png16(path, 0.001)
+    """A Virtual KITTI 2 ``depth_NNNNN.png``: uint16 centimetres (V2: ``/ 100``); 655.35 m is the sky. Read with the
+    RGB-D folder reader (`rgbd.read_rgbd_depth`: rejects 8-bit PNGs, names the file) at 0.01 m per unit."""
+    return read_rgbd_depth(str(path), depth_scale=0.01)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Unit check and decoding
+# Unit check and the label reader
 
 
 def check_metric_range(depth: np.ndarray, min_depth: float, max_depth: float, where: str) -> np.ndarray:
@@ -148,64 +140,45 @@ def check_metric_range(depth: np.ndarray, min_depth: float, max_depth: float, wh
     return np.where(inside, depth, np.float32(np.nan)).astype(np.float32)
 
 
-class _MetricDecoder:
-    """Rows ``{"id", "image": path, "depth": path}`` -> decoded samples; bad rows are counted, logged with the file,
-    and dropped (their (id, reason) ride on the next valid sample, as in `data/streams.py`)."""
+class MetricDepthLabel:
+    """The label reader of metric sources for `decode.Decoder`: reads the row's ``depth`` file into metres with
+    `reader`, checks the unit range (`check_metric_range`) and aligns the map with the upright image.
 
-    def __init__(
-        self,
-        name: str,
-        read_depth: Callable[[str], np.ndarray],
-        min_depth: float,
-        max_depth: float,
-        stats: SampleStats | None = None,
-    ) -> None:
-        self.read_depth = read_depth
-        self.min_depth, self.max_depth = min_depth, max_depth
-        self.stats = stats if stats is not None else SampleStats(name=name)
-        self.pending: list[tuple[str, str]] = []
+    Counts the maps it read and those out of range; once at least half of the first `MISSCALE_WARNING_AFTER` or more
+    were out of range, one warning says the whole stream looks mis-scaled.
+    """
+
+    def __init__(self, reader: Callable[[str], np.ndarray], min_depth: float, max_depth: float, name: str) -> None:
+        self.reader, self.min_depth, self.max_depth, self.name = reader, min_depth, max_depth, name
+        self.read = self.out_of_range = 0
         self.warned = False
 
-    def __call__(self, example: dict) -> dict:
-        sample_id = example["id"]
+    def __call__(self, row: dict, orientation: int) -> dict:
+        path = row.get("depth")
+        if path is None:
+            raise BadSampleError("missing depth", "no depth file for this image")
+        self.read += 1
         try:
-            image = decode_image({"path": example["image"], "bytes": None})
-            try:
-                depth = self.read_depth(example["depth"])
-            except BadSampleError:
-                raise
-            except (OSError, ValueError) as error:  # missing or broken file: named, skipped
-                raise BadSampleError("unreadable depth", f"{example['depth']}: {error}") from error
-            if depth.shape != (image.height, image.width):
-                raise BadSampleError(
-                    "depth shape mismatch",
-                    f"{example['depth']}: depth {depth.shape} vs image {(image.height, image.width)} ({example['image']})",
-                )
-            depth = check_metric_range(depth, self.min_depth, self.max_depth, example["depth"])
-        except Exception as error:  # a long job skips and counts whatever breaks one sample
-            reason = error.reason if isinstance(error, BadSampleError) else f"unexpected {type(error).__name__}"
-            self.stats.record_bad(sample_id, reason, str(error))
-            self.pending.append((sample_id, reason))
-            self._maybe_warn_misscaled(str(error))
-            return {"id": sample_id, "image": None, "depth": None, "depth_kind": "depth", "skipped": []}
-        self.stats.record_valid()
-        sample = {"id": sample_id, "image": image, "depth": depth, "depth_kind": "depth", "sky_mask": None}
-        sample["skipped"], self.pending = self.pending, []
-        return sample
+            depth = check_metric_range(self.reader(path), self.min_depth, self.max_depth, str(path))
+        except BadSampleError as error:
+            if error.reason == OUT_OF_RANGE:
+                self.out_of_range += 1
+                self._maybe_warn(str(error))
+            raise
+        return {"depth": orient_like(depth, orientation), "depth_kind": "depth", "sky_mask": None}
 
-    def _maybe_warn_misscaled(self, example_error: str) -> None:
-        out_of_range = self.stats.skipped.get(OUT_OF_RANGE, 0)
-        if not self.warned and self.stats.seen >= MISSCALE_WARNING_AFTER and 2 * out_of_range >= self.stats.seen:
+    def _maybe_warn(self, example: str) -> None:
+        if not self.warned and self.read >= MISSCALE_WARNING_AFTER and 2 * self.out_of_range >= self.read:
             self.warned = True
             logger.warning(
-                "%s: %d of the first %d samples have no depth inside [%g, %g] m: the whole stream looks mis-scaled "
-                "(check the source's unit and max_depth). E.g. %s",
-                self.stats.name,
-                out_of_range,
-                self.stats.seen,
+                "%s: %d of the first %d depth maps have no value inside [%g, %g] m: the whole stream looks "
+                "mis-scaled (check the source's unit and max_depth). E.g. %s",
+                self.name,
+                self.out_of_range,
+                self.read,
                 self.min_depth,
                 self.max_depth,
-                example_error,
+                example,
             )
 
 
@@ -235,19 +208,6 @@ def vkitti2_pairs(root: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def rgbd_pairs(root: Path) -> list[tuple[str, str]]:
-    """(image, depth) paths of an rgbd folder: ``<sample>/image.{png,jpg,jpeg}`` + ``depth.png`` or ``depth.npy``."""
-    pairs = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = [
-            folder / f"image{suffix}" for suffix in (".png", ".jpg", ".jpeg") if (folder / f"image{suffix}").is_file()
-        ]
-        if images:
-            depth = folder / "depth.png" if not (folder / "depth.npy").is_file() else folder / "depth.npy"
-            pairs.append((str(images[0]), str(depth)))
-    return pairs
-
-
 def split_file_pairs(root: Path, split_file: str) -> list[tuple[str, str]]:
     """(image, depth) paths from a V2-style split file: ``image_path depth_path`` per line, relative to `root`."""
     path = Path(split_file) if Path(split_file).is_absolute() else root / split_file
@@ -264,23 +224,23 @@ def split_file_pairs(root: Path, split_file: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _rows_generator(chunks: list[list[tuple[str, str, str]]]):
+def _rows_generator(chunks: list[list[tuple[str, str, str | None]]]):
     for chunk in chunks:
         for sample_id, image, depth in chunk:
-            yield {"id": sample_id, "image": image, "depth": depth}
+            yield {"id": sample_id, "image": {"path": image, "bytes": None}, "depth": depth}
 
 
-def pairs_stream(
+def pairs_source(
     name: str,
     root: Path,
-    pairs: list[tuple[str, str]],
-    read_depth: Callable[[str], np.ndarray],
+    pairs: list[tuple[str, str | None]],
+    reader: Callable[[str], np.ndarray],
     min_depth: float,
     max_depth: float,
-    num_shards: int = 64,
     stats: SampleStats | None = None,
-):
-    """(image, depth) file pairs -> a decoded `datasets.IterableDataset` (ids = image paths relative to `root`)."""
+) -> Source:
+    """(image, depth) file pairs -> a `Source` (raw rows + the one `Decoder` with a `MetricDepthLabel`); ids are the
+    image paths relative to `root`."""
     import datasets
 
     if not pairs:
@@ -292,15 +252,11 @@ def pairs_stream(
         except ValueError:
             sample_id = image
         rows.append((sample_id, image, depth))
-    size = max(1, math.ceil(len(rows) / num_shards))
+    size = max(1, math.ceil(len(rows) / MAX_SHARDS))
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]  # one shard per chunk (split_dataset_by_node)
-    stream = datasets.IterableDataset.from_generator(_rows_generator, gen_kwargs={"chunks": chunks})
-    decoder = _MetricDecoder(name, read_depth, min_depth, max_depth, stats)
-    return stream.map(decoder).filter(_is_decoded)
-
-
-def _is_decoded(sample: dict) -> bool:
-    return sample["image"] is not None
+    generated = datasets.IterableDataset.from_generator(_rows_generator, gen_kwargs={"chunks": chunks})
+    label = MetricDepthLabel(reader, min_depth, max_depth, name)
+    return Source(name, generated, Decoder("image", label, "id", stats, name=name))
 
 
 def _synthetic_in_range(example: dict, min_depth: float, max_depth: float) -> dict:
@@ -319,7 +275,7 @@ def synthetic_metric_stream(
     samples_per_shard: int | None = None,
 ):
     """Procedural indoor rooms with exact z-depth in metres (the indoor-like scale of V2's Hypersim recipe: rooms of
-    3-12 m, so depth stays under ~16 m); pixels outside [min_depth, max_depth] are invalid (NaN)."""
+    3-12 m, so depth stays under ~16 m); pixels outside [min_depth, max_depth] are invalid (NaN). Decoded samples."""
     stream = synthetic_stream(
         seed=seed,
         size=size,
@@ -351,8 +307,9 @@ def open_metric_source(
     synthetic_size: tuple[int, int] = (256, 256),
     synthetic_num_shards: int = 8,
     stats: SampleStats | None = None,
-):
-    """A decoded metric `datasets.IterableDataset` for one source spec (module docstring).
+) -> Source:
+    """A metric `Source` for one spec (module docstring): raw rows and their decoder (`Source.decoded()` gives the
+    decoded stream; `mixing.MixedBatchStream` takes the `Source` as it is).
 
     Raises:
         ValueError / FileNotFoundError: an unknown kind or option, a missing folder, a layout without samples.
@@ -361,7 +318,8 @@ def open_metric_source(
     if kind == "synthetic":
         if options:
             raise ValueError(f"{spec}: the synthetic source takes no options, got {sorted(options)}")
-        return synthetic_metric_stream(synthetic_seed, synthetic_size, synthetic_num_shards, min_depth, max_depth)
+        rows = synthetic_metric_stream(synthetic_seed, synthetic_size, synthetic_num_shards, min_depth, max_depth)
+        return Source(f"synthetic rooms (seed={synthetic_seed})", rows, None, False)  # random already: no shuffle
     root = Path(path).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{spec}: folder {root} does not exist")
@@ -369,28 +327,29 @@ def open_metric_source(
     focal_length = float(options.pop("focal_length")) if "focal_length" in options else None
     if focal_length is not None and kind != "hypersim":
         raise ValueError(f"{spec}: focal_length applies to hypersim only")
-    if options:
-        raise ValueError(f"{spec}: unknown option(s) {sorted(options)}")
-    finders = {"hypersim": hypersim_pairs, "vkitti2": vkitti2_pairs, "rgbd": rgbd_pairs}
     if split is not None and kind == "rgbd":
         raise ValueError(f"{spec}: split applies to hypersim and vkitti2 only")
+    if options:
+        raise ValueError(f"{spec}: unknown option(s) {sorted(options)}")
+    if kind == "rgbd":  # the one RGB-D reader: millimetre PNGs (or .npy metres); ids are the sample folders
+        entries = list_rgbd_samples(root)
+        pairs = [(str(e.image), None if e.depth is None else str(e.depth)) for e in entries]
+        source = pairs_source(spec, root, pairs, read_rgbd_depth, min_depth, max_depth, stats)
+        return source
+    finders = {"hypersim": hypersim_pairs, "vkitti2": vkitti2_pairs}
     pairs = split_file_pairs(root, split) if split is not None else finders[kind](root)
     readers: dict[str, Callable[[str], np.ndarray]] = {
         "hypersim": functools.partial(read_hypersim_depth, focal_length=focal_length),
         "vkitti2": read_vkitti2_depth,
-        "rgbd": read_rgbd_depth,
     }
-    return pairs_stream(spec, root, pairs, readers[kind], min_depth, max_depth, stats=stats)
+    return pairs_source(spec, root, pairs, readers[kind], min_depth, max_depth, stats)
 
 
-def open_metric_sources(specs: list[str], **kwargs):
-    """Several metric sources interleaved into one stream (round-robin, all of them to the end)."""
-    import datasets
-
-    streams = [open_metric_source(spec, **kwargs) for spec in specs]
-    return (
-        streams[0] if len(streams) == 1 else datasets.interleave_datasets(streams, stopping_strategy="all_exhausted")
-    )
+def open_metric_sources(specs: list[str], **kwargs) -> list[Source]:
+    """`open_metric_source` for each spec (a mixed part reads them round-robin, `mixing.MixedBatchStream`)."""
+    if not specs:
+        raise ValueError("no metric source given")
+    return [open_metric_source(spec, **kwargs) for spec in specs]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -402,7 +361,7 @@ class MetricDepthTransform:
     """Joint transform for metric training: short side -> `size`, random square crop, random horizontal flip; the
     depth keeps its metres (nearest-neighbour resizing, as V2's target resize).
 
-    The geometry is `data.streams.DepthTransform`'s (same random choices for the same (seed, epoch, id), so a resumed
+    The geometry is `transforms.DepthTransform`'s (same random choices for the same (seed, epoch, id), so a resumed
     stream gets identical crops); only the target differs: metres instead of a per-image normalised disparity.
 
     Returns from `__call__(sample, epoch=0)`: ``pixel_values`` (3, size, size) float32 (ImageNet-normalised),
@@ -454,45 +413,3 @@ def median_depth(stream: Any, num_samples: int) -> float:
     if not values:
         raise ValueError("median_depth: the stream yielded no sample")
     return float(np.median(np.concatenate(values)))
-
-
-class MetricBatchStream:
-    """This process's endless, resumable batches of metric samples, as the training loop draws them.
-
-    Args:
-        dataset: decoded metric stream (`open_metric_sources`).
-        transform: `MetricDepthTransform`.
-        batch_size (`int`): samples per batch and process.
-        rank, world_size (`int`): this process and the number of processes (the stream is split by node).
-
-    `next_batch()` returns ``pixel_values`` (B, 3, S, S), ``depth`` (B, S, S) metres (0 = invalid), ``valid_mask``
-    (B, S, S) bool and ``ids``; `state_dict()` / `load_state_dict()` resume mid-stream; `bad_counts()` gives the
-    skipped samples by reason, including those of a run this one resumed.
-    """
-
-    def __init__(self, dataset, transform: MetricDepthTransform, batch_size: int, rank: int = 0, world_size: int = 1):
-        from .streams import MixedBatchStream
-
-        self.mixer = MixedBatchStream(
-            dataset, None, labelled_transform=transform, batch_size=batch_size, rank=rank, world_size=world_size
-        )
-        self._iterator = iter(self.mixer)
-        self._resumed_skips: dict[str, int] = {}
-
-    def next_batch(self) -> dict[str, Any]:
-        return next(self._iterator)["labelled"]
-
-    def bad_counts(self) -> dict[str, int]:
-        counts = dict(self._resumed_skips)
-        for stats in self.mixer.stats.values():
-            for reason, count in stats.skipped.items():
-                counts[reason] = counts.get(reason, 0) + count
-        return counts
-
-    def state_dict(self) -> dict:
-        return {"mixer": self.mixer.state_dict(), "bad": self.bad_counts()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.mixer.load_state_dict(state["mixer"])
-        self._resumed_skips = dict(state.get("bad", {}))
-        self._iterator = iter(self.mixer)

@@ -349,10 +349,12 @@ def stage_stream(
     seed: int,
     rank: int,
     world_size: int,
+    transform: Callable | None = None,
 ) -> MixedBatchStream:
     """The batch stream of a training stage from its `DataArguments`: every part cropped by one
-    `DepthTransform(crop_size, random crop, hflip, seed)`, shuffled with `shuffle_buffer`, decoded in `num_workers`
-    workers (default `default_num_workers` for the processes on this machine, `LOCAL_WORLD_SIZE` under torchrun)."""
+    `DepthTransform(crop_size, random crop, hflip, seed)` (or `transform`, e.g. the metric stage's
+    `metric.MetricDepthTransform`), shuffled with `shuffle_buffer`, decoded in `num_workers` workers (default
+    `default_num_workers` for the processes on this machine, `LOCAL_WORLD_SIZE` under torchrun)."""
     workers = data_args.num_workers
     if workers is None:
         workers = default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
@@ -360,7 +362,8 @@ def stage_stream(
         parts,
         ratio=ratio,
         batch_size=batch_size,
-        transforms=DepthTransform(size=data_args.crop_size, random_crop=True, hflip=data_args.hflip, seed=seed),
+        transforms=transform
+        or DepthTransform(size=data_args.crop_size, random_crop=True, hflip=data_args.hflip, seed=seed),
         rank=rank,
         world_size=world_size,
         shuffle_buffer=data_args.shuffle_buffer,
