@@ -53,6 +53,21 @@ def test_rgbd_folder_and_bad_samples(tmp_path):
     assert isinstance(items[2], BadSampleError) and "no valid depth" in str(items[2])
 
 
+def test_rgbd_8_bit_depth_png_is_refused_naming_the_file_and_bad_samples_are_the_data_paths(tmp_path):
+    """One reader of the RGB-D layout (data/rgbd.py) for training and evaluation, one BadSampleError class."""
+    from modeling_depth_anything.data import BadSampleError as DataBadSampleError
+    from modeling_depth_anything.data import load_rgbd_folder
+
+    assert BadSampleError is DataBadSampleError
+    root = layouts.make_rgbd(tmp_path / "rgbd", count=2)
+    Image.fromarray(np.full((28, 42), 200, np.uint8)).save(root / "s1" / "depth.png")  # 8 bits: not millimetres
+    items = samples(load_benchmark(f"rgbd:{root}"))
+    assert isinstance(items[1], BadSampleError) and items[1].reason == "8-bit depth PNG"
+    assert items[1].sample_id == "s1" and str(root / "s1" / "depth.png") in str(items[1])
+    training = list(load_rgbd_folder(root))  # the training path skips and counts the same sample
+    assert [sample["id"] for sample in training] == ["s0"]
+
+
 def test_empty_and_malformed_specs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty benchmark"):

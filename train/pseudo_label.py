@@ -1,18 +1,23 @@
-"""Stage 2: the teacher labels unlabelled images; the result is a pseudo-label dataset (parquet parts).
+"""Stage 2: the teacher labels unlabelled images; the result is a pseudo-label dataset (parquet shards).
 
     python train/pseudo_label.py --config train/configs/tiny_pseudo_label.yaml --teacher runs/teacher/final \
-        --unlabelled folder:photos --output_dir runs/pseudo_labels
+        --unlabelled path/to/photos --output_dir runs/pseudo_labels
     torchrun --nproc_per_node 2 train/pseudo_label.py ...      # 2 processes on CPU; `accelerate launch` on GPUs
 
-Batched teacher inference over the unlabelled stream, sharded across processes (each process reads disjoint images
-and writes its own parts `data/rank<r>-<n>.parquet`). Resumable: parts are written atomically, and a restarted run
-(after a crash or `kill -9`, with any number of processes) skips every id already in a finished part, so every input
-appears in the output exactly once. Unreadable images are skipped and listed in `skipped.jsonl`. Prints images/s.
-`--push_to_hub --hub_dataset_id <repo or local folder>` uploads (or copies) the dataset, which loads with
-`datasets.load_dataset(<folder or repo>)`.
+From a folder to a pseudo-label: `data.open_source` lists the images as raw rows (nothing decoded yet),
+`shard_for_process` gives each process disjoint images, ids already in a finished shard are passed over without
+decoding, the one `data.Decoder` decodes the rest (upright 8-bit RGB, as the CLI) or records why it cannot, the one
+predictor `inference.DepthEstimator` labels batches at the teacher processor's resolution (or `--inference_size`) and
+resizes each map back to its image's size, and `PseudoLabelWriter` stores the untouched file bytes with the 16-bit map
+in this process's shards `data/train-rank<r>-<NNNNN>.parquet`.
 
-The teacher labels the clean image at its processor's resolution (or `--inference_size`), and the disparity is
-resized back to the image's own size, so image and label stay aligned for the student's joint transform.
+Resumable: shards are written atomically, and a restarted run (after a crash or `kill -9`, with any number of
+processes) skips every id already in a finished shard, so every input appears in the output exactly once; a finished
+shard that cannot be read is moved to `damaged/` and its images are labelled again (logged). Images that cannot be
+labelled (not an image, truncated, empty, smaller than a 14-pixel patch, over PIL's pixel limit) are skipped and listed
+with their reason in `skipped.json` (appended to `skipped-rank<r>.jsonl` as they are found, so a kill loses none);
+the job goes on. Prints images/s. `--push_to_hub --hub_dataset_id <repo or local folder>` uploads (or copies) the
+shards, the dataset card and `skipped.json`; the result loads with `datasets.load_dataset(<folder or repo>)`.
 """
 
 from __future__ import annotations
@@ -22,44 +27,75 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.data import open_source, shard_for_process
 from modeling_depth_anything.data import pseudo_labels as pseudo_label_format
-from modeling_depth_anything.data import streams as data
+from modeling_depth_anything.data.decode import BadSampleError, read_bytes
+from modeling_depth_anything.inference import DepthEstimator
 from modeling_depth_anything.training import setup_accelerator
 from modeling_depth_anything.training.args import DataArguments, PseudoLabelArguments, parse_args, save_resolved_config
 
-
-def open_unlabelled(spec: str, data_args, stats: data.SampleStats):
-    """Decoded unlabelled stream of one spec; synthetic scenes (endless) use `synthetic_seed + 1000`."""
-    if spec == "synthetic":
-        return data.synthetic_stream(
-            seed=data_args.synthetic_seed + 1000,
-            size=(data_args.synthetic_height, data_args.synthetic_width),
-            num_shards=data_args.synthetic_num_shards,
-        )
-    return data.load_unlabelled(spec, stats=stats)
+SYNTHETIC_SEED_OFFSET = 1000  # unlabelled synthetic scenes are other scenes than the teacher's labelled ones
 
 
-def original_bytes(spec: str, sample: dict):
-    """The untouched encoded file for local image folders (no re-compression); the decoded image otherwise."""
-    path = Path(spec) / str(sample["id"])
-    return path.read_bytes() if spec != "synthetic" and path.is_file() else sample["image"]
+def original_bytes(source, row: dict, sample: dict):
+    """The untouched encoded file of a row (no re-compression); the decoded image where there is none (synthetic
+    scenes, in-memory PIL images), which the writer stores as a lossless PNG."""
+    if source.decoder is None:
+        return sample["image"]
+    try:
+        return read_bytes(row[source.decoder.image_column])[0]
+    except BadSampleError:
+        return sample["image"]
 
 
-def label_batch(teacher, processor, accelerator, images: list) -> list:
-    """Teacher disparity for each PIL image, at the image's own size: a list of (H, W) float32 arrays."""
-    inputs = processor(images, return_tensors="pt")
-    with torch.no_grad(), accelerator.autocast():
-        outputs = teacher(pixel_values=inputs["pixel_values"].to(accelerator.device))
-    maps = processor.post_process_depth_estimation(
-        outputs.predicted_depth.float().cpu(),
-        target_sizes=[(image.height, image.width) for image in images],
-        resized_sizes=inputs.get("resized_sizes"),
-    )
-    return [entry["predicted_depth"].numpy() for entry in maps]
+class Labeller:
+    """Batches decoded images through the teacher and hands each map to the writer."""
+
+    def __init__(self, estimator: DepthEstimator, writer, batch_size: int, progress, world: int) -> None:
+        self.estimator, self.writer, self.batch_size = estimator, writer, batch_size
+        self.progress, self.world = progress, world
+        self.pending: list[tuple[str, object, np.ndarray]] = []
+        self.labelled = 0
+
+    def add(self, sample_id: str, encoded, image) -> None:
+        self.pending.append((sample_id, encoded, np.asarray(image, dtype=np.float32) / 255.0))  # (H, W, 3) in [0, 1]
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        predictions = self.estimator.predict_arrays([image for _, _, image in self.pending])
+        for (sample_id, encoded, _), prediction in zip(self.pending, predictions, strict=True):
+            self.writer.add(sample_id, encoded, prediction.depth)  # (H, W) at the image's own size
+        self.labelled += len(self.pending)
+        self.progress.update(len(self.pending) * self.world)
+        self.pending.clear()
+
+
+def label_spec(spec: str, data_args, done: set[str], labeller: Labeller, skipped_log, limit: int | None, rank, world):
+    """Label one unlabelled source's images of this process that are not done yet; log the ones that cannot be."""
+    source = open_source(spec, "unlabelled", data_args, seed_offset=SYNTHETIC_SEED_OFFSET)
+    for row in shard_for_process(source.rows, rank, world):
+        if limit is not None and labeller.labelled + len(labeller.pending) >= limit:
+            return
+        if source.decoder is None:  # synthetic scenes: rows are samples already
+            sample = row
+        else:
+            if source.decoder.sample_id(row) in done:  # resume: no decoding for what is written
+                continue
+            sample, bad = source.decoder.decode_or_skip(row)
+            if sample is None:
+                sample_id, reason, detail = bad
+                skipped_log.write(json.dumps({"id": sample_id, "reason": reason, "detail": detail}) + "\n")
+                skipped_log.flush()
+                continue
+        if str(sample["id"]) not in done:
+            labeller.add(str(sample["id"]), original_bytes(source, row, sample), sample["image"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,59 +107,35 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         rank, world = accelerator.process_index, accelerator.num_processes
-        teacher = DepthAnythingForDepthEstimation.from_pretrained(args.teacher).eval().to(accelerator.device)
-        size = args.inference_size
-        if size is None:
-            try:
-                size = DepthAnythingImageProcessor.from_pretrained(args.teacher).size
-            except (OSError, ValueError):
-                size = 518
-        processor = DepthAnythingImageProcessor(size=size)
+        estimator = DepthEstimator.from_pretrained(
+            args.teacher,
+            device=str(accelerator.device),
+            precision=accelerator.mixed_precision,  # the run's resolved precision ("no" = fp32)
+            batch_size=args.per_device_batch_size,
+            input_size=args.inference_size,
+        )
         if accelerator.is_main_process:
             os.makedirs(args.output_dir, exist_ok=True)
             save_resolved_config(os.path.join(args.output_dir, "resolved_config.yaml"), data_args, args)
+            pseudo_label_format.set_aside_damaged_shards(args.output_dir)  # before any process reads the shards
         accelerator.wait_for_everyone()
         done = pseudo_label_format.written_ids(args.output_dir)
         writer = pseudo_label_format.PseudoLabelWriter(
             args.output_dir, teacher_id=args.teacher, shard_size=args.shard_size, shard_prefix=f"rank{rank}-"
         )
         limit = None if args.max_images is None else -(-args.max_images // world)  # per process, rounded up
-        labelled, start, skipped = 0, time.perf_counter(), {}
+        start = time.perf_counter()
         progress = tqdm(desc="pseudo-labelling", unit="img", disable=not accelerator.is_local_main_process)
-        pending: list[tuple[str, object, object]] = []
-
-        def flush_pending() -> None:
-            nonlocal labelled
-            if pending:
-                maps = label_batch(teacher, processor, accelerator, [image for _, _, image in pending])
-                for (sample_id, encoded, _), disparity in zip(pending, maps, strict=True):
-                    writer.add(sample_id, encoded, disparity)
-                labelled += len(pending)
-                progress.update(len(pending) * world)
-                pending.clear()
-
-        for spec in data_args.unlabelled:
-            stats = data.SampleStats(name=spec)
-            stream = data.shard_for_process(open_unlabelled(spec, data_args, stats), rank, world)
-            for sample in stream:
-                for sample_id, reason in sample.get("skipped", ()):
-                    skipped[sample_id] = reason
-                if limit is not None and labelled + len(pending) >= limit:
-                    break
-                if str(sample["id"]) in done:
-                    continue
-                pending.append((str(sample["id"]), original_bytes(spec, sample), sample["image"]))
-                if len(pending) >= args.per_device_batch_size:
-                    flush_pending()
-            skipped.update(dict(stats.skipped_ids))
-        flush_pending()
+        labeller = Labeller(estimator, writer, args.per_device_batch_size, progress, world)
+        skipped_path = os.path.join(args.output_dir, f"skipped-rank{rank}.jsonl")
+        with open(skipped_path, "a", encoding="utf-8") as skipped_log:
+            for spec in data_args.unlabelled:
+                label_spec(spec, data_args, done, labeller, skipped_log, limit, rank, world)
+        labeller.flush()
         writer.flush()
         progress.close()
-        with open(os.path.join(args.output_dir, f"skipped-rank{rank}.jsonl"), "a", encoding="utf-8") as handle:
-            for sample_id, reason in sorted(skipped.items()):
-                handle.write(json.dumps({"id": sample_id, "reason": reason}) + "\n")
         elapsed = time.perf_counter() - start
-        total = accelerator.reduce(torch.tensor([labelled], device=accelerator.device), reduction="sum")
+        total = accelerator.reduce(torch.tensor([labeller.labelled], device=accelerator.device), reduction="sum")
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             finish(args, elapsed, int(total[0]))
@@ -134,20 +146,21 @@ def main(argv: list[str] | None = None) -> None:
 
 def finish(args: PseudoLabelArguments, elapsed: float, labelled: int) -> None:
     """Merge the skipped lists, write the dataset card, report speed and push (main process)."""
-    skipped: dict[str, str] = {}
+    written = pseudo_label_format.written_ids(args.output_dir)
+    skipped: dict[str, dict] = {}
     for path in sorted(Path(args.output_dir).glob("skipped-rank*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
-            skipped[entry["id"]] = entry["reason"]
+            if entry["id"] not in written:  # a file fixed since an earlier run is labelled now
+                skipped[entry["id"]] = entry
     skipped_path = os.path.join(args.output_dir, "skipped.json")
     with open(skipped_path, "w", encoding="utf-8") as handle:
-        json.dump([{"id": key, "reason": value} for key, value in sorted(skipped.items())], handle, indent=1)
+        json.dump([skipped[key] for key in sorted(skipped)], handle, indent=1)
     pseudo_label_format.write_dataset_card(args.output_dir)
-    total = len(pseudo_label_format.written_ids(args.output_dir))
     print(
         f"pseudo-labelled {labelled} images in {elapsed:.1f} s: {labelled / max(elapsed, 1e-9):.2f} images/s "
-        f"(all processes); {total} images in {args.output_dir}; {len(skipped)} unreadable skipped "
-        f"(listed in {skipped_path})",
+        f"(all processes); {len(written)} images in {args.output_dir}; {len(skipped)} skipped "
+        f"(listed with their reasons in {skipped_path})",
         flush=True,
     )
     if args.push_to_hub:

@@ -143,8 +143,8 @@ def _open_encoded(data: bytes, name: str) -> Image.Image:
             f"{name}: {size} (PIL's decompression-bomb guard, 2 x PIL.Image.MAX_IMAGE_PIXELS; raise "
             "PIL.Image.MAX_IMAGE_PIXELS in your script to accept such images)",
         ) from error
-    except UnidentifiedImageError as error:
-        raise BadSampleError("corrupt image", f"{name}: not a readable image ({error})") from error
+    except UnidentifiedImageError as error:  # PIL's message names its BytesIO object, not the file
+        raise BadSampleError("corrupt image", f"{name}: not an image file PIL can read") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise BadSampleError("corrupt image", f"{name}: {error}") from error
     _check_size(image, name)  # before the full decode: a tiny or empty image is rejected without decoding it

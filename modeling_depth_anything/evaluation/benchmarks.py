@@ -16,8 +16,10 @@ Options every depth benchmark takes: ``min_depth``, ``max_depth`` (metres), ``li
 | ``da2k`` | ``annotations.json`` = {image_path: [{"point1": [h, w], "point2": [h, w], "closer_point": "point1"}]} with images relative to ``PATH`` | — | pairwise |
 | ``synthetic`` | no files: procedural scenes with exact depth rendered on the fly (``data.synthetic``), e.g. ``synthetic:?count=64&seed=777001&height=126&width=168``; the sky is excluded | — | 1e-3–inf |
 
-Samples are loaded lazily; a sample whose files are missing or inconsistent raises :class:`BadSampleError` naming the
-file, and evaluation loops skip and count it. A benchmark with no samples at all raises ``ValueError`` at load time.
+Samples are loaded lazily; a sample whose files are missing or inconsistent raises :class:`BadSampleError` (the data
+path's, `data/decode.py`: a reason, the file and the problem, the sample id) and evaluation loops skip and count it.
+RGB-D folders are read by the data path's one reader of that layout (`data/rgbd.py`), which is also the reader of
+16-bit PNG depth for ``nyu`` and ``kitti``: an 8-bit PNG is refused, never read as millimetres. A benchmark with no samples at all raises ``ValueError`` at load time.
 Crops are applied to the validity mask, never to the image, so the model sees the full frame.
 """
 
@@ -34,6 +36,9 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 from PIL import Image
+
+from ..data.decode import BadSampleError
+from ..data.rgbd import list_rgbd_samples, read_rgbd_depth
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +63,6 @@ class Sample(NamedTuple):
     id: str
 
 
-class BadSampleError(ValueError):
-    """A sample that cannot be loaded; ``sample_id`` names it and the message names the file and the problem."""
-
-    def __init__(self, sample_id: str, message: str) -> None:
-        super().__init__(message)
-        self.sample_id = sample_id
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # File readers
 # ----------------------------------------------------------------------------------------------------------------------
@@ -75,15 +72,6 @@ def read_rgb(path: Path) -> np.ndarray:
     """Reads an image file as `(H, W, 3)` uint8 RGB."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def read_png_depth(path: Path, scale: float) -> np.ndarray:
-    """Reads a 16-bit PNG depth map as `(H, W)` float32 metres (``value * scale``; 0 stays 0 = invalid)."""
-    with Image.open(path) as image:
-        array = np.asarray(image)
-    if array.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel 16-bit depth PNG, got an array of shape {array.shape}")
-    return array.astype(np.float32) * np.float32(scale)
 
 
 def read_npy_depth(path: Path) -> np.ndarray:
@@ -198,34 +186,43 @@ class DepthBenchmark:
         entry = self.entries[index]
         try:
             image, depth, mask = self.loader(entry)
-        except BadSampleError:
+        except BadSampleError as error:
+            error.sample_id = error.sample_id or entry.id
             raise
         except (OSError, ValueError, KeyError) as error:
-            raise BadSampleError(entry.id, f"{self.kind}:{self.path}: sample {entry.id}: {error}") from error
+            raise BadSampleError(
+                "unreadable sample", f"{self.kind}:{self.path}: sample {entry.id}: {error}", entry.id
+            ) from error
         if image.ndim != 3 or image.shape[2] != 3:
-            raise BadSampleError(entry.id, f"{entry.image}: expected an RGB image, got shape {image.shape}")
+            raise BadSampleError(
+                "corrupt image", f"{entry.image}: expected an RGB image, got shape {image.shape}", entry.id
+            )
         if depth.shape != image.shape[:2]:
             raise BadSampleError(
-                entry.id,
+                "depth shape mismatch",
                 f"{entry.depth}: depth size {depth.shape[0]}x{depth.shape[1]} does not match image size "
                 f"{image.shape[0]}x{image.shape[1]} ({entry.image})",
+                entry.id,
             )
         valid = np.isfinite(depth) & (depth >= self.min_depth) & (depth <= self.max_depth) & (depth > 0)
         if mask is not None:
             if mask.shape != depth.shape:
                 raise BadSampleError(
-                    entry.id, f"{entry.mask}: mask shape {mask.shape} does not match depth {depth.shape}"
+                    "mask shape mismatch",
+                    f"{entry.mask}: mask shape {mask.shape} does not match depth {depth.shape}",
+                    entry.id,
                 )
             valid &= mask.astype(bool)
         if self.crop is not None:
             try:
                 valid &= self.crop(*depth.shape)
             except ValueError as error:
-                raise BadSampleError(entry.id, f"{entry.image}: {error}") from error
+                raise BadSampleError("crop does not apply", f"{entry.image}: {error}", entry.id) from error
         if not valid.any():
             raise BadSampleError(
-                entry.id,
+                "all-invalid depth",
                 f"{entry.depth}: no valid depth in [{self.min_depth}, {self.max_depth}] m after crop and masks",
+                entry.id,
             )
         return Sample(image=image, depth=depth, mask=valid, id=entry.id)
 
@@ -254,9 +251,10 @@ def _first_existing(candidates: list[Path]) -> Path:
 def _image_and_png_depth(scale: float) -> Callable[[Entry], tuple[np.ndarray, np.ndarray, None]]:
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, None]:
         if entry.depth is None or not entry.depth.is_file():
-            raise BadSampleError(entry.id, f"missing ground-truth depth file {entry.depth} for image {entry.image}")
-        depth = read_npy_depth(entry.depth) if entry.depth.suffix == ".npy" else read_png_depth(entry.depth, scale)
-        return read_rgb(entry.image), depth, None
+            raise BadSampleError(
+                "missing depth", f"missing ground-truth depth file {entry.depth} for image {entry.image}", entry.id
+            )
+        return read_rgb(entry.image), read_rgbd_depth(entry.depth, scale), None  # 16-bit PNG x scale, or .npy metres
 
     return load
 
@@ -266,13 +264,10 @@ def rgbd_folder(path: Path, options: dict[str, str]) -> DepthBenchmark:
     scaled by ``depth_scale``, default 0.001) or ``depth.npy`` (float metres). Sub-folders without an image are
     ignored; a missing depth file is a bad sample."""
     root = _require_dir(path, "rgbd")
-    entries = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = [folder / f"image{suffix}" for suffix in IMAGE_SUFFIXES if (folder / f"image{suffix}").is_file()]
-        if not images:
-            continue
-        depth = _first_existing([folder / "depth.png", folder / "depth.npy"])
-        entries.append(Entry(id=folder.name, image=images[0], depth=depth))
+    entries = [  # a missing depth file is reported (when loaded) under the name the layout expects
+        Entry(id=sample.id, image=sample.image, depth=sample.depth or sample.image.parent / "depth.png")
+        for sample in list_rgbd_samples(root)
+    ]
     scale = float(options.pop("depth_scale", 0.001))
     return DepthBenchmark("rgbd", str(path), entries, _image_and_png_depth(scale), display_name="RGB-D folder")
 
@@ -317,7 +312,7 @@ def kitti(path: Path, options: dict[str, str]) -> DepthBenchmark:
 
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, None]:
         if not entry.image.is_file():
-            raise BadSampleError(entry.id, f"missing image file {entry.image}")
+            raise BadSampleError("missing file", f"missing image file {entry.image}", entry.id)
         return _image_and_png_depth(1.0 / 256.0)(entry)
 
     return DepthBenchmark("kitti", str(path), entries, load, 1e-3, 80.0, garg_crop_mask, display_name="KITTI Eigen")
@@ -346,7 +341,9 @@ def eth3d(path: Path, options: dict[str, str]) -> DepthBenchmark:
 
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, None]:
         if not entry.depth.is_file():
-            raise BadSampleError(entry.id, f"missing ground-truth depth file {entry.depth} for image {entry.image}")
+            raise BadSampleError(
+                "missing depth", f"missing ground-truth depth file {entry.depth} for image {entry.image}", entry.id
+            )
         image = read_rgb(entry.image)
         return image, read_eth3d_depth(entry.depth, *image.shape[:2]), None
 
@@ -377,7 +374,9 @@ def diode(path: Path, options: dict[str, str]) -> DepthBenchmark:
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for needed in (entry.depth, entry.mask):
             if not needed.is_file():
-                raise BadSampleError(entry.id, f"missing ground-truth file {needed} for image {entry.image}")
+                raise BadSampleError(
+                    "missing depth", f"missing ground-truth file {needed} for image {entry.image}", entry.id
+                )
         mask = np.load(entry.mask, allow_pickle=False) > 0
         return read_rgb(entry.image), read_npy_depth(entry.depth), mask
 
@@ -401,7 +400,9 @@ def sintel(path: Path, options: dict[str, str]) -> DepthBenchmark:
 
     def load(entry: Entry) -> tuple[np.ndarray, np.ndarray, None]:
         if not entry.depth.is_file():
-            raise BadSampleError(entry.id, f"missing ground-truth depth file {entry.depth} for image {entry.image}")
+            raise BadSampleError(
+                "missing depth", f"missing ground-truth depth file {entry.depth} for image {entry.image}", entry.id
+            )
         return read_rgb(entry.image), read_sintel_dpt(entry.depth), None
 
     return DepthBenchmark("sintel", str(path), entries, load, 1e-3, 70.0, display_name="Sintel", split="train")
@@ -529,11 +530,11 @@ class DA2KBenchmark:
         key = self.keys[index]
         image_path = Path(self.path) / key
         if not image_path.is_file():
-            raise BadSampleError(key, f"da2k:{self.path}: missing image file {image_path}")
+            raise BadSampleError("missing file", f"da2k:{self.path}: missing image file {image_path}", key)
         try:
             image = read_rgb(image_path)
         except OSError as error:
-            raise BadSampleError(key, f"{image_path}: unreadable image: {error}") from error
+            raise BadSampleError("corrupt image", f"{image_path}: unreadable image: {error}", key) from error
         return DA2KSample(image=image, pairs=self.annotations[key], id=key)
 
     def iter_samples(self) -> Iterator[DA2KSample | BadSampleError]:
