@@ -119,6 +119,15 @@ def eigen_crop_mask(height: int, width: int) -> np.ndarray:
     return mask
 
 
+def eigen_kitti_crop_mask(height: int, width: int) -> np.ndarray:
+    """KITTI Eigen crop (fractions of the frame, as BTS/ZoeDepth's ``eigen_crop``), as a `(H, W)` bool mask."""
+    mask = np.zeros((height, width), dtype=bool)
+    top, bottom = int(0.3324324 * height), int(0.91351351 * height)
+    left, right = int(0.0359477 * width), int(0.96405229 * width)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
 def garg_crop_mask(height: int, width: int) -> np.ndarray:
     """KITTI Garg crop (fractions of the frame, as in BTS/ZoeDepth), as a `(H, W)` bool mask."""
     mask = np.zeros((height, width), dtype=bool)
@@ -287,8 +296,13 @@ def nyu(path: Path, options: dict[str, str]) -> DepthBenchmark:
 
 
 def kitti(path: Path, options: dict[str, str]) -> DepthBenchmark:
-    """KITTI Eigen split (652 images with ground truth), Garg crop, ≤ 80 m; see the module table for the layout."""
+    """KITTI Eigen split (652 images with ground truth), Garg crop (``?crop=eigen`` for the Eigen crop), ≤ 80 m; see
+    the module table for the layout."""
     root = _require_dir(path, "kitti")
+    crops = {"garg": garg_crop_mask, "eigen": eigen_kitti_crop_mask}
+    crop_name = options.pop("crop", "garg")
+    if crop_name not in crops:
+        raise ValueError(f"kitti: crop must be one of {sorted(crops)}, got {crop_name!r}")
     split_file = Path(options.pop("split", "eigen_test_files_with_gt.txt"))
     split_file = split_file if split_file.is_absolute() else root / split_file
     if not split_file.is_file():
@@ -315,7 +329,8 @@ def kitti(path: Path, options: dict[str, str]) -> DepthBenchmark:
             raise BadSampleError("missing file", f"missing image file {entry.image}", entry.id)
         return _image_and_png_depth(1.0 / 256.0)(entry)
 
-    return DepthBenchmark("kitti", str(path), entries, load, 1e-3, 80.0, garg_crop_mask, display_name="KITTI Eigen")
+    name = "KITTI Eigen" if crop_name == "garg" else "KITTI Eigen (Eigen crop)"
+    return DepthBenchmark("kitti", str(path), entries, load, 1e-3, 80.0, crops[crop_name], display_name=name)
 
 
 def eth3d(path: Path, options: dict[str, str]) -> DepthBenchmark:
@@ -463,16 +478,21 @@ SYNTHETIC_EVAL_SEED = 777_001
 def synthetic_scenes(path: str, options: dict[str, str]) -> DepthBenchmark:
     """Procedural synthetic scenes with exact depth (``data.synthetic.render_sample``), rendered when loaded: the same
     scenes for the same options on every machine. Options: ``count`` (64), ``seed`` (777001, a seed no training stage
-    renders), ``height`` and ``width`` (126, 168: multiples of 14, so a 126-px processor predicts them unresized).
-    Sky pixels (infinitely far) are excluded. ``PATH`` must be empty: ``synthetic:?count=64``."""
-    from ..data.synthetic import SyntheticConfig, render_sample
+    renders), ``height`` and ``width`` (126, 168: multiples of 14, so a 126-px processor predicts them unresized),
+    ``scenes`` (comma-separated families of ``data.synthetic.SCENE_KINDS``, default all; ``scenes=room`` for the indoor
+    rooms metric models are fine-tuned on, with ``max_depth=20``). Sky pixels (infinitely far) are excluded. ``PATH``
+    must be empty: ``synthetic:?count=64``."""
+    from ..data.synthetic import SCENE_KINDS, SyntheticConfig, render_sample
 
     if path:
         raise ValueError(f"synthetic:{path}: synthetic scenes take no path, only options (synthetic:?count=64&seed=1)")
     try:
         count = int(options.pop("count", 64))
         seed = int(options.pop("seed", SYNTHETIC_EVAL_SEED))
-        config = SyntheticConfig(height=int(options.pop("height", 126)), width=int(options.pop("width", 168)))
+        scenes = tuple(options.pop("scenes", ",".join(SCENE_KINDS)).split(","))
+        config = SyntheticConfig(
+            height=int(options.pop("height", 126)), width=int(options.pop("width", 168)), scene_kinds=scenes
+        )
     except ValueError as error:
         raise ValueError(f"synthetic: bad option ({error})") from error
     if count < 1:
@@ -485,7 +505,8 @@ def synthetic_scenes(path: str, options: dict[str, str]) -> DepthBenchmark:
         scene = render_sample(seed, entry.extra["index"], config=config)
         return scene["image"], scene["depth"], ~scene["sky_mask"]
 
-    name = f"synthetic scenes (seed {seed}, {config.height}x{config.width})"
+    kinds = "" if set(scenes) == set(SCENE_KINDS) else f"{'/'.join(scenes)}, "
+    name = f"synthetic scenes ({kinds}seed {seed}, {config.height}x{config.width})"
     return DepthBenchmark("synthetic", "", entries, load, display_name=name, split=f"seed-{seed}")
 
 

@@ -22,7 +22,9 @@ Decisions (UNCERTAIN upstream, written down here):
   as shift, which is the least-squares solution of smallest norm; it never yields NaN.
 * Benchmark scores are the mean of per-image metrics (as MiDaS, Marigold and ZoeDepth report them).
 
-Metric definitions follow ZoeDepth's ``compute_errors`` (SILog is ``100 * sqrt(var(log error))``).
+Metric definitions follow ZoeDepth's ``compute_errors`` (SILog is ``100 * sqrt(var(log error))``); ``silog_v2`` is
+Depth Anything V2's metric-depth SILog, ``sqrt(mean(d^2) - 0.5 * mean(d)^2)`` of the log error ``d`` (its
+``metric_depth/util/metric.py``), so metric models can be compared with the V2 paper's tables.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 PROTOCOLS = ("disparity", "depth")
 PREDICTION_TYPES = ("disparity", "depth")
 ALIGNMENTS = ("scale_shift", "none")
-METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
+METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "silog_v2", "delta1", "delta2", "delta3")
 # Lower is better for every metric but the δ accuracies.
 HIGHER_IS_BETTER = {"delta1", "delta2", "delta3", "accuracy"}
 MIN_VALID_PIXELS = 2
@@ -182,6 +184,8 @@ def compute_depth_metrics(prediction: Any, target: Any, mask: Any) -> dict[str, 
             "log10": masked_mean(np.abs(np.log10(prediction) - np.log10(target))),
             # max(0, ·) guards against a tiny negative variance from rounding.
             "silog": 100.0 * np.sqrt(np.maximum(masked_mean(log_error**2) - mean_log_error**2, 0.0)),
+            # Depth Anything V2's metric_depth/util/metric.py: lambda 0.5 and no factor 100 (the SiLog loss's value)
+            "silog_v2": np.sqrt(np.maximum(masked_mean(log_error**2) - 0.5 * mean_log_error**2, 0.0)),
             "delta1": masked_mean((ratio < 1.25).astype(np.float64)),
             "delta2": masked_mean((ratio < 1.25**2).astype(np.float64)),
             "delta3": masked_mean((ratio < 1.25**3).astype(np.float64)),
