@@ -5,10 +5,13 @@ Examples:
     depth-anything predict clip.mp4 --model ./my-model --output out/ --formats color side_by_side
     depth-anything convert --checkpoint depth_anything_v2_vits.pth --output ./da2-small
     depth-anything export --model ./da2-small --output da2-small.onnx --height 518 --width 518
+    depth-anything evaluate --model ./da2-small --benchmark nyu:data/nyu --output runs/eval   # eval/evaluate_model.py
 
-Exit status: 0 on success; 1 when an input the user named could not be processed (files found in folders or by
-glob patterns are reported and skipped) or nothing could be processed; 2 for usage errors (missing input, unknown
-model path, bad option value).
+Exit status: 0 on success; 1 when an input the user named could not be processed or was only partly processed (files
+found in folders or by glob patterns are reported and skipped), when an output could not be written (the other
+inputs are still written), or when nothing could be processed; 2 for usage errors (missing input, unknown model path
+or a bad file in it, bad option value, an output folder that cannot be created or written), reported before the
+model is loaded where possible.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .inference import OUTPUT_FORMATS, PRECISIONS
+from .inference import DEFAULT_MAX_IMAGE_PIXELS, OUTPUT_FORMATS, PRECISIONS
 
 logger = logging.getLogger("depth_anything")
 
@@ -70,17 +73,26 @@ def _add_predict_parser(subparsers) -> None:
     parser.add_argument("--video-window", type=int, default=32,
                         help="video: frames sharing one normalisation range, centred window (default 32)")
     parser.add_argument("--max-frames", type=int, default=None, help="video: stop after this many frames")
+    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        help="larger images are reported and skipped, a guard against decompression bombs; 0 = no "
+                        f"limit (default {DEFAULT_MAX_IMAGE_PIXELS}, where PIL refuses them)")
     parser.set_defaults(handler=run_predict)
 
 
 def _add_convert_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    _add_forwarding_parser(
+        subparsers,
         "convert",
-        help="original .pth checkpoint -> save_pretrained folder (arguments as modeling_depth_anything.convert)",
-        add_help=False,
+        "original .pth checkpoint -> save_pretrained folder (arguments as modeling_depth_anything.convert)",
+        run_convert,
     )
-    parser.add_argument("convert_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(handler=run_convert)
+
+
+def _add_forwarding_parser(subparsers, name: str, help_text: str, handler) -> None:
+    """A subcommand whose arguments all belong to another entry point (its own --help included)."""
+    parser = subparsers.add_parser(name, help=help_text, add_help=False)
+    parser.add_argument("forwarded_args", nargs=argparse.REMAINDER)
+    parser.set_defaults(handler=handler)
 
 
 def _add_export_parser(subparsers) -> None:
@@ -104,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_parser(subparsers)
     _add_convert_parser(subparsers)
     _add_export_parser(subparsers)
+    _add_forwarding_parser(subparsers, "evaluate", "zero-shot evaluation on benchmarks (as eval/evaluate_model.py)",
+                           run_evaluate)
     return parser
 
 
@@ -114,15 +128,85 @@ def _check_positive(name: str, value, allow_none: bool = False) -> None:
         raise UsageError(f"{name} must be positive, got {value!r}")
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def _predict_images(estimator, writer, images, args, problems: dict[str, list]) -> int:
+    """Predict and write the image inputs in chunks; returns how many were written. Unreadable images and failed
+    writes are reported in one line each and collected in `problems`; the others go on."""
     from tqdm.auto import tqdm
 
-    from .inference import DepthEstimator, OutputWriter, collect_inputs, image_iterator, predict_video
+    from .inference import image_iterator
+
+    done = 0
+    max_pixels = args.max_image_pixels or None
+    with tqdm(total=len(images), unit="image", disable=args.quiet or not images) as bar:
+        batch = []
+
+        def flush() -> None:
+            nonlocal done
+            predictions = estimator.predict_arrays([array for _, array in batch], [str(item.path) for item, _ in batch])
+            for (item, _), prediction in zip(batch, predictions, strict=True):
+                try:
+                    writer.write(prediction, item.relative, source=item.path)
+                    done += 1
+                except OSError as error:  # e.g. a folder where an output file should go, a full disk
+                    logger.error("%s: cannot write its outputs (%s)", item.path, error)
+                    problems["write"].append((item, str(error)))
+            bar.update(len(batch))
+            batch.clear()
+
+        # Images are loaded lazily and predicted in chunks; DepthEstimator groups each chunk by resized size.
+        for item, loaded in image_iterator(images, max_pixels=max_pixels):
+            if isinstance(loaded, Exception):
+                logger.warning("skipping %s", loaded)
+                problems["unreadable"].append((item, str(loaded)))
+                bar.update(1)
+                continue
+            batch.append((item, loaded))
+            if len(batch) >= 8 * args.batch_size:
+                flush()
+        if batch:
+            flush()
+    return done
+
+
+def _predict_videos(estimator, writer, videos, args, problems: dict[str, list]) -> int:
+    """Predict and write each video; a video that stops decoding part-way keeps its frames and is reported as
+    partial. Returns how many videos were written (partial ones included)."""
+    from tqdm.auto import tqdm
+
+    from .inference import predict_video
+
+    done = 0
+    for item in videos:
+        with tqdm(unit="frame", desc=item.path.name, disable=args.quiet) as bar:
+            try:
+                result = predict_video(estimator, item.path, writer, item.relative, window=args.video_window,
+                                       max_frames=args.max_frames, progress=bar.update)
+            except ValueError as error:  # not a video, or no frame could be decoded
+                logger.warning("skipping %s", error)
+                problems["unreadable"].append((item, str(error)))
+                continue
+            except OSError as error:  # reading errors are ValueErrors (read_video): this one is writing
+                logger.error("%s: cannot write its outputs (%s)", item.path, error)
+                problems["write"].append((item, str(error)))
+                continue
+        done += 1
+        if result["partial"]:
+            logger.warning("%s: partial: %d frames written (%s)", item.path, result["frames"], result["partial"])
+            problems["partial"].append((item, result["partial"]))
+        else:
+            logger.info("%s: %d frames at %.1f fps", item.path, result["frames"], result["fps"])
+    return done
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .inference import DepthEstimator, OutputWriter, collect_inputs, prepare_output_folder
 
     for name in ("batch_size", "video_window", "ply_stride", "depth_ratio"):
         _check_positive(f"--{name.replace('_', '-')}", getattr(args, name))
     for name in ("input_size", "focal_length", "max_frames"):
         _check_positive(f"--{name.replace('_', '-')}", getattr(args, name), allow_none=True)
+    if args.max_image_pixels < 0:
+        raise UsageError(f"--max-image-pixels must be >= 0 (0 = no limit), got {args.max_image_pixels}")
     try:
         items = collect_inputs(args.inputs, recursive=args.recursive)
         writer = OutputWriter(Path(args.output), args.formats, args.cmap, args.focal_length, args.depth_ratio,
@@ -131,6 +215,10 @@ def run_predict(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     if not items:
         raise UsageError("no image or video files to process")
+    try:  # before the model is loaded: a bad --output costs nothing
+        prepare_output_folder(args.output)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     try:
         estimator = DepthEstimator.from_pretrained(
             args.model, device=args.device, precision=args.precision, fast=not args.no_fast, compile=args.compile,
@@ -139,56 +227,30 @@ def run_predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, OSError, ValueError) as error:
         raise UsageError(str(error)) from error
 
-    images = [item for item in items if not item.is_video]
-    videos = [item for item in items if item.is_video]
-    failed = []  # (item, reason)
-    done = 0
-    with tqdm(total=len(images), unit="image", disable=args.quiet or not images) as bar:
-        batch = []
-
-        def flush() -> None:
-            nonlocal done
-            predictions = estimator.predict_arrays([array for _, array in batch], [str(item.path) for item, _ in batch])
-            for (item, _), prediction in zip(batch, predictions, strict=True):
-                writer.write(prediction, item.relative, source=item.path)
-                done += 1
-            bar.update(len(batch))
-            batch.clear()
-
-        # Images are loaded lazily and predicted in chunks; DepthEstimator groups each chunk by resized size.
-        for item, loaded in image_iterator(images):
-            if isinstance(loaded, Exception):
-                logger.warning("skipping %s", loaded)
-                failed.append((item, str(loaded)))
-                bar.update(1)
-                continue
-            batch.append((item, loaded))
-            if len(batch) >= 8 * args.batch_size:
-                flush()
-        if batch:
-            flush()
-    for item in videos:
-        with tqdm(unit="frame", desc=item.path.name, disable=args.quiet) as bar:
-            try:
-                result = predict_video(estimator, item.path, writer, item.relative, window=args.video_window,
-                                       max_frames=args.max_frames, progress=bar.update)
-                logger.info("%s: %d frames at %.1f fps", item.path, result["frames"], result["fps"])
-                done += 1
-            except (ValueError, OSError) as error:
-                logger.warning("skipping %s", error)
-                failed.append((item, str(error)))
-    logger.info("wrote %d of %d inputs to %s", done, len(items), args.output)
-    if failed:
-        logger.warning("%d input(s) skipped: %s", len(failed), "; ".join(reason for _, reason in failed))
-    if done == 0 or any(item.explicit for item, _ in failed):
-        return 1
-    return 0
+    problems: dict[str, list] = {"unreadable": [], "write": [], "partial": []}  # kind -> [(item, reason)]
+    done = _predict_images(estimator, writer, [item for item in items if not item.is_video], args, problems)
+    done += _predict_videos(estimator, writer, [item for item in items if item.is_video], args, problems)
+    partial = f" ({len(problems['partial'])} partial)" if problems["partial"] else ""
+    logger.info("wrote %d of %d inputs to %s%s", done, len(items), args.output, partial)
+    if problems["unreadable"]:
+        names = ", ".join(str(item.path) for item, _ in problems["unreadable"])
+        logger.warning("%d input(s) skipped (reasons above): %s", len(problems["unreadable"]), names)
+    if problems["write"]:
+        logger.error("%d input(s) could not be written (see above); the others were", len(problems["write"]))
+    named_failed = any(item.explicit for kind in ("unreadable", "partial") for item, _ in problems[kind])
+    return 1 if done == 0 or problems["write"] or named_failed else 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from . import convert
 
-    return int(convert.main(args.convert_args) or 0)
+    return int(convert.main(args.forwarded_args) or 0)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import runner
+
+    return int(runner.main(args.forwarded_args) or 0)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -213,8 +275,10 @@ def run_export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["convert"]:  # everything after `convert` belongs to the converter, --help included
-        args = argparse.Namespace(command="convert", convert_args=argv[1:], verbose=False, quiet=False, handler=run_convert)
+    forwarded = {"convert": run_convert, "evaluate": run_evaluate}
+    if argv[:1] and argv[0] in forwarded:  # everything after it belongs to that entry point, --help included
+        args = argparse.Namespace(command=argv[0], forwarded_args=argv[1:], verbose=False, quiet=False,
+                                  handler=forwarded[argv[0]])
     else:
         args = parser.parse_args(argv)
         args.verbose, args.quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)

@@ -238,3 +238,28 @@ def test_matmul_attention_matches_sdpa():
     output, weights = matmul_attention(None, query, key, value, None)
     assert weights is None and output.shape == (2, 50, 3, 16)
     torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_truncated_video_is_partial(tmp_path, estimator):
+    import av
+
+    video = tmp_path / "cut.mp4"
+    container = av.open(str(video), mode="w", options={"movflags": "faststart"})  # the index (30 frames) first
+    stream = container.add_stream("mpeg4", rate=5)
+    stream.width, stream.height, stream.pix_fmt = 42, 28, "yuv420p"
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        frame = rng.integers(0, 255, (28, 42, 3), dtype=np.uint8)  # noise: the frames, not the index, fill the file
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    result = predict_video(estimator, video, OutputWriter(tmp_path / "out", formats=["npy"]), "cut")
+    assert 0 < result["frames"] < 30
+    assert result["partial"] == f"the file announces 30 frames, only {result['frames']} could be decoded (truncated?)"
+    assert len(list((tmp_path / "out/cut_frames").iterdir())) == result["frames"]
+    complete = tmp_path / "complete.mp4"
+    _make_video(complete)
+    assert predict_video(estimator, complete, OutputWriter(tmp_path / "out2"), "c")["partial"] is None

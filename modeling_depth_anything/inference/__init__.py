@@ -18,13 +18,14 @@ Outputs (`OUTPUT_FORMATS`), per image `name`:
 - `ply`: `name.ply`, a coloured point cloud in the camera frame (x right, y down, z forward), see `depth_to_points`
   and `relative_disparity_to_depth` for how a relative disparity becomes a (scaled) depth.
 
-Fast path (`resolve_precision`): bf16 weights on GPUs that support bf16 and on CPUs with AVX-512-bf16 or AMX, plus
-channels-last convolutions and SDPA attention (DINOv2's default); `torch.compile` on request. Videos share one
+Fast path (`resolve_precision`, the one precision policy): bf16 weights on GPUs that support bf16 and on CPUs with
+AVX-512-bf16 or AMX (fp32 elsewhere), plus channels-last convolutions; on CPU in bf16 a per-(image, head) matmul
+attention, else SDPA (DINOv2's default); `torch.compile` on request. Videos share one
 normalisation range over a sliding window of frames (`VideoRangeTracker`) so the colours do not flicker.
 """
 
 from .attention import MATMUL_ATTENTION, matmul_attention, set_attention
-from .estimator import DepthEstimator, DepthPrediction, load_model_and_processor, prepare_model
+from .estimator import DepthEstimator, DepthPrediction, as_rgb_float, load_model_and_processor, prepare_model
 from .geometry import (
     DEFAULT_FIELD_OF_VIEW,
     depth_to_points,
@@ -34,14 +35,22 @@ from .geometry import (
     relative_disparity_to_depth,
     write_ply,
 )
-from .inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputItem, collect_inputs, image_iterator
-from .outputs import OUTPUT_FORMATS, OutputWriter
+from .inputs import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    InputItem,
+    collect_inputs,
+    image_iterator,
+)
+from .outputs import OUTPUT_FORMATS, OutputWriter, prepare_output_folder
 from .precision import PRECISIONS, cpu_supports_bf16, resolve_device, resolve_precision
 from .video import VideoRangeTracker, VideoWriter, predict_video, read_video
 from .visualize import colorize, depth_to_png16, display_map, normalize, robust_range, side_by_side, to_uint8
 
 __all__ = [
     "DEFAULT_FIELD_OF_VIEW",
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "IMAGE_EXTENSIONS",
     "MATMUL_ATTENTION",
     "OUTPUT_FORMATS",
@@ -53,6 +62,7 @@ __all__ = [
     "OutputWriter",
     "VideoRangeTracker",
     "VideoWriter",
+    "as_rgb_float",
     "collect_inputs",
     "colorize",
     "cpu_supports_bf16",
@@ -67,6 +77,7 @@ __all__ = [
     "normalize",
     "predict_video",
     "prepare_model",
+    "prepare_output_folder",
     "read_ply",
     "read_video",
     "relative_disparity_to_depth",

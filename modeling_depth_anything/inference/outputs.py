@@ -26,6 +26,32 @@ logger = logging.getLogger(__name__)
 OUTPUT_FORMATS = ("color", "png16", "npy", "side_by_side", "ply")
 
 
+def prepare_output_folder(path: str | os.PathLike) -> Path:
+    """Create the output folder now and check that files can be written in it, so a bad `--output` fails in one line
+    before a model is loaded or anything is computed.
+
+    Raises:
+        ValueError: naming the folder and the problem: it (or a folder above it) is a regular file, it cannot be
+            created, or it is not writable.
+    """
+    folder = Path(path).expanduser()
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "it" if parent == folder else f"{parent} above it"
+            raise ValueError(f"{folder}: cannot use this output folder: {where} is a regular file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{folder}: cannot create the output folder ({error.strerror or error})") from error
+    probe = folder / f".depth_anything_write_test_{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{folder}: the output folder is not writable ({error.strerror or error})") from error
+    return folder
+
+
 @dataclass
 class OutputWriter:
     """Writes the chosen `formats` of each prediction under `output_dir`.

@@ -135,9 +135,14 @@ def predict_video(
     """Depth for every frame of a video, frames batched, one normalisation range per window (no flicker).
 
     Writes `stem_depth.mp4` (format `color`) and `stem_side_by_side.mp4` (`side_by_side`); `png16`, `npy` and
-    `ply` go per frame into the folder `stem_frames/` as `frame_000000_*`. Returns {"frames", "fps", "outputs"}.
+    `ply` go per frame into the folder `stem_frames/` as `frame_000000_*`. Returns {"frames", "fps", "outputs",
+    "partial"}.
+
+    A video that stops decoding part-way (corrupted or truncated after some frames) keeps what was decoded: every
+    frame read is predicted and written, and `"partial"` says why the rest is missing (None for a complete video).
+    A video without a single readable frame raises `ValueError` naming the file.
     """
-    frames, fps, _ = read_video(path)
+    frames, fps, announced = read_video(path)
     base = writer.output_dir / Path(stem)
     base.parent.mkdir(parents=True, exist_ok=True)
     videos = {
@@ -155,6 +160,7 @@ def predict_video(
     )
     tracker = VideoRangeTracker(window)
     count = 0
+    partial: str | None = None
 
     def emit(ready: list[tuple[object, tuple[float, float]]]) -> None:
         for (index, prediction), value_range in ready:
@@ -177,8 +183,15 @@ def predict_video(
 
     try:
         batch: list[np.ndarray] = []
-        for frame in frames:
-            if max_frames is not None and count >= max_frames:
+        while max_frames is None or count < max_frames:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except ValueError as error:  # decoding failed part-way: keep the frames before it
+                if count == 0:
+                    raise
+                partial = f"decoding stopped after frame {count}: {str(error).removeprefix(f'{os.fspath(path)}: ')}"
                 break
             batch.append(frame)
             count += 1
@@ -189,9 +202,12 @@ def predict_video(
             run(batch, count - len(batch))
         emit(tracker.flush())
     finally:
+        frames.close()  # stops decoding (and closes the file) also when max_frames ended the loop
         for video in videos.values():
             video.close()
     if count == 0:
         raise ValueError(f"{os.fspath(path)}: the video has no frames")
+    if partial is None and announced and count < announced and (max_frames is None or count < max_frames):
+        partial = f"the file announces {announced} frames, only {count} could be decoded (truncated?)"
     outputs = [Path(video.path) for video in videos.values()] + ([frame_writer.output_dir] if frame_writer else [])
-    return {"frames": count, "fps": fps, "outputs": outputs}
+    return {"frames": count, "fps": fps, "outputs": outputs, "partial": partial}
