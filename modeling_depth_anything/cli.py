@@ -6,6 +6,7 @@ Examples:
     depth-anything convert --checkpoint depth_anything_v2_vits.pth --output ./da2-small
     depth-anything export --model ./da2-small --output da2-small.onnx --height 518 --width 518
     depth-anything evaluate --model ./da2-small --benchmark nyu:data/nyu --output runs/eval   # eval/evaluate_model.py
+    depth-anything demo --model ./da2-small --model depth-anything/Depth-Anything-V2-Base-hf --port 7860
 
 Exit status: 0 on success; 1 when an input the user named could not be processed or was only partly processed (files
 found in folders or by glob patterns are reported and skipped), when an output could not be written (the other
@@ -109,6 +110,23 @@ def _add_export_parser(subparsers) -> None:
     parser.set_defaults(handler=run_export)
 
 
+def _add_demo_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo", parents=[_logging_options()], help="web app (Gradio): upload a photo or video, see and download its depth",
+        description="Serve the demo page (needs pip install 'depth-anything-hf[demo]'). Offline: no share link, no "
+        "analytics.",
+    )
+    parser.add_argument("--model", action="append", default=None, metavar="DIR_OR_HUB_ID",
+                        help="save_pretrained folder or Hub id; repeat to offer a choice (default $DEPTH_ANYTHING_MODEL "
+                        f"or {DEFAULT_MODEL})")
+    parser.add_argument("--port", type=int, default=7860, help="port (7860)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for other machines)")
+    parser.add_argument("--max-frames", type=int, default=60, help="video: frames processed per upload (60)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    parser.add_argument("--no-fast", action="store_true", help="plain float32 model, no channels-last (reference)")
+    parser.set_defaults(handler=run_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depth-anything", description=__doc__.split("\n")[0],
                                      parents=[_logging_options()])
@@ -118,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(subparsers)
     _add_forwarding_parser(subparsers, "evaluate", "zero-shot evaluation on benchmarks (as eval/evaluate_model.py)",
                            run_evaluate)
+    _add_demo_parser(subparsers)
     return parser
 
 
@@ -269,6 +288,21 @@ def run_export(args: argparse.Namespace) -> int:
         logger.error("onnxruntime disagrees with PyTorch: max error %.3g of the output range (tolerance %.3g)",
                      report["relative_error"], args.tolerance)
         return 1
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    for name in ("port", "max_frames"):
+        _check_positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    try:
+        from .demo import launch_demo, models_from_env
+    except ImportError as error:
+        raise UsageError(f"the demo needs Gradio: pip install 'depth-anything-hf[demo]' ({error})") from error
+    try:
+        launch_demo(args.model or models_from_env(DEFAULT_MODEL), host=args.host, port=args.port, device=args.device,
+                    fast=not args.no_fast, max_frames=args.max_frames)
+    except (FileNotFoundError, OSError, ValueError) as error:  # unknown model, port in use, bad option
+        raise UsageError(str(error)) from error
     return 0
 
 
