@@ -23,8 +23,8 @@ from modeling_depth_anything.training.args import (
 from modeling_depth_anything.training.loop import (
     COMPLETE_MARKER,
     build_optimizer,
+    build_scheduler,
     list_checkpoints,
-    lr_factor,
     resolve_checkpoint,
     save_pretrained_folder,
 )
@@ -66,6 +66,11 @@ def test_missing_config_file_is_named(tmp_path):
         (TrainArguments, {"lr_schedule": "cosine"}, "'cosine'"),
         (TrainArguments, {"max_steps": 0}, "0"),
         (TrainArguments, {"mixed_precision": "fp8"}, "'fp8'"),
+        (TrainArguments, {"report_to": "tensorbored"}, "'tensorbored'"),
+        (TrainArguments, {"report_to": "wandb,nope"}, "'wandb,nope'"),
+        (TrainArguments, {"cpu_threads": 0}, "0"),
+        (TrainArguments, {"max_skipped_steps": 0}, "0"),
+        (StudentArguments, {"gradient_weight": -1.0}, "-1.0"),
         (TrainArguments, {"push_to_hub": True}, "hub_model_id"),
         (DataArguments, {"crop_size": 100}, "100"),
         (ModelArguments, {"preset": "huge"}, "'huge'"),
@@ -78,9 +83,22 @@ def test_invalid_values_raise_with_the_value(cls, kwargs, quoted):
         cls(**kwargs)
 
 
-def test_student_trim_defaults_depend_on_the_mode():
+def test_student_trim_and_gradient_weight_defaults_depend_on_the_mode():
     assert StudentArguments(mode="v1").trim == 0.0
     assert StudentArguments(mode="v2").trim == 0.1
+    assert StudentArguments(mode="v1").gradient_weight == 0.0
+    assert StudentArguments(mode="v2").gradient_weight == 2.0  # as the V2 teacher (V1 repository issue 198)
+
+
+def test_report_to_accepts_every_accelerate_tracker():
+    from accelerate.utils import LoggerType
+
+    from modeling_depth_anything.training.args import report_targets
+
+    for tracker in LoggerType:
+        assert report_targets(tracker.value) == [tracker.value]
+    assert report_targets("none") == [] and report_targets("wandb, tensorboard") == ["wandb", "tensorboard"]
+    assert TrainArguments(report_to="mlflow").report_to == "mlflow"
 
 
 def test_resolved_config_round_trips(tmp_path):
@@ -91,15 +109,32 @@ def test_resolved_config_round_trips(tmp_path):
     assert again == instances
 
 
+def _lr_factors(args: TrainArguments, model: torch.nn.Module) -> list[float]:
+    """The encoder group's lr at each optimiser step, as a multiple of `encoder_lr`."""
+    optimizer = build_optimizer(model, args)
+    scheduler = build_scheduler(optimizer, args)
+    factors = []
+    for _ in range(args.max_steps):
+        factors.append(optimizer.param_groups[0]["lr"] / args.encoder_lr)
+        optimizer.step()
+        scheduler.step()
+    return factors
+
+
 def test_lr_schedule_warmup_then_decay():
-    args = TrainArguments(max_steps=10, warmup_steps=2, lr_schedule="linear")
-    factors = [lr_factor(step, args) for step in range(10)]
-    assert factors[:2] == [0.5, 1.0]
-    assert factors[2] == 1.0 and factors[-1] == pytest.approx(1 / 8)
-    assert all(a >= b for a, b in zip(factors[1:], factors[2:], strict=False))
-    poly = TrainArguments(max_steps=10, lr_schedule="poly", poly_power=0.9)
-    assert lr_factor(5, poly) == pytest.approx(0.5**0.9)
-    assert lr_factor(5, TrainArguments(max_steps=10, lr_schedule="constant")) == 1.0
+    """transformers' schedules: warm-up from 0 over `warmup_steps`, then linear / poly (power) decay to 0."""
+    model = build_model(ModelArguments(preset="tiny"))
+    linear = _lr_factors(TrainArguments(max_steps=10, warmup_steps=2, lr_schedule="linear"), model)
+    assert linear[:3] == pytest.approx([0.0, 0.5, 1.0]) and linear[-1] == pytest.approx(1 / 8)
+    assert all(a >= b for a, b in zip(linear[2:], linear[3:], strict=False))
+    poly = _lr_factors(TrainArguments(max_steps=10, lr_schedule="poly", poly_power=0.9), model)
+    assert poly[5] == pytest.approx(0.5**0.9) and poly[0] == 1.0
+    constant = _lr_factors(TrainArguments(max_steps=10, warmup_steps=2, lr_schedule="constant"), model)
+    assert constant == pytest.approx([0.0, 0.5] + [1.0] * 8)
+    # the decoder group follows the same factor at 10x the encoder lr
+    optimizer = build_optimizer(model, TrainArguments(encoder_lr=1e-4))
+    build_scheduler(optimizer, TrainArguments(max_steps=10, lr_schedule="poly", encoder_lr=1e-4))
+    assert optimizer.param_groups[1]["lr"] == pytest.approx(1e-3)
 
 
 def test_optimizer_has_encoder_lr_and_ten_times_for_the_decoder():
@@ -169,6 +204,7 @@ def test_final_folder_loads_and_has_a_card(tmp_path):
     assert DepthAnythingImageProcessor.from_pretrained(folder).size == 56
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: depth-estimation" in card and "max_steps: 3" in card and "corrupt image" in card
+    assert "short side of about 56 px" in card and "518 px" not in card  # from the saved processor
     assert yaml.safe_load((folder / "training_config.yaml").read_text())["max_steps"] == 3
 
 
@@ -183,6 +219,15 @@ def test_every_shipped_config_parses(path):
     if "pseudo_label" in path.name:
         types = (DataArguments, PseudoLabelArguments)
         argv = ["--config", str(path), "--teacher", "some/teacher"]
+    elif "metric" in path.name:  # train/metric.py's configs (training/metric_args.py)
+        from modeling_depth_anything.training.metric_args import MetricArguments
+
+        types = (*TEACHER_TYPES[:3], MetricArguments)
+        argv = ["--config", str(path)]
+    elif "metric" in path.name:
+        from modeling_depth_anything.training.metric_args import MetricArguments
+
+        types, argv = (*TEACHER_TYPES[:3], MetricArguments), ["--config", str(path)]
     else:
         types = (*TEACHER_TYPES[:3], StudentArguments if "student" in path.name else TeacherArguments)
         argv = ["--config", str(path)]

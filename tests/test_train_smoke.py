@@ -144,7 +144,13 @@ def test_teacher_two_processes_checkpoints_and_final_folder(teacher_run, workdir
     state = json.loads((teacher_run / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and state["world_size"] == 2
     assert {p.name for p in teacher_run.glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}
-    assert (teacher_run / "checkpoint-4" / "stream_state_rank1.json").is_file()
+    # Accelerate's state: scheduler and every process's stream positions as registered objects, the weights once
+    assert {"custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"} <= {
+        p.name for p in (teacher_run / "checkpoint-4").iterdir()
+    }
+    assert list((teacher_run / "checkpoint-4").rglob("*.safetensors")) == [
+        teacher_run / "checkpoint-4" / "model" / "model.safetensors"
+    ]
     assert (teacher_run / "resolved_config.yaml").is_file() and (teacher_run / "final" / "README.md").is_file()
     assert len(losses(teacher_run)) == 4 and all(np.isfinite(list(losses(teacher_run).values())))
     for folder in (teacher_run / "final", workdir / "pushed_teacher", teacher_run / "checkpoint-4" / "model"):
@@ -258,6 +264,8 @@ def test_student_v2_mode_and_online_teacher(teacher_run, photos, workdir):
             str(teacher_run / "final"),
             "--unlabelled",
             str(photos[0]),
+            "--shuffle_buffer",
+            "0",  # stored order: broken.jpg sorts first, so 2 steps surely meet it (shuffled, 6 of 8 files may not)
             "--output_dir",
             str(output),
             "--max_steps",
@@ -333,3 +341,35 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir):
     assert "Loss is not finite" in result.stderr and "checkpoint-2" in result.stderr
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2"]
     assert (output / "checkpoint-2" / "COMPLETE").is_file() and not (output / "final").exists()
+
+
+def test_nonfinite_gradients_on_one_process_stop_both_with_the_last_good_checkpoint(workdir):
+    """Process 0 alone gets infinite gradients at steps 3 and 4: both processes skip them together (a process that
+    went on alone would hang in the next collective) and stop after `max_skipped_steps` 2."""
+    output = workdir / "teacher_inf_grad"
+    result = run(
+        [
+            *TEACHER,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "6",
+            "--checkpointing_steps",
+            "2",
+            "--debug_nonfinite_grad_steps",
+            "3",
+            "4",
+            "--max_skipped_steps",
+            "2",
+        ],
+        processes=2,
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode != 0
+    assert "Gradients were not finite for 2 steps in a row" in result.stderr and "checkpoint-2" in result.stderr
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2"]
+    skipped = [
+        entry["train/skipped_steps"] for entry in map(json.loads, (output / "losses.jsonl").read_text().splitlines())
+    ]
+    assert skipped == [0, 0, 1, 2] and not (output / "final").exists()

@@ -9,9 +9,11 @@ perturbations (colour jitter, grayscale, blur) and CutMix, while their labels co
 image; the CutMix loss compares the box with the partner's label and the rest with the image's own; the feature
 alignment loss pulls the student encoder's patch features (`out.patch_features`, no second student pass) towards a
 frozen DINOv2 of the same size, with tolerance margin 0.85. Total: L_labelled + L_pseudo + w * L_feat.
-V2 mode (`--mode v2`): pseudo-labelled images only, top-10 % loss trimming, no feature alignment (the V2 configs set
-its weight to 0). Online-teacher mode (`--online_teacher FOLDER --unlabelled ...`): the teacher labels the clean
-unlabelled images on the fly instead of reading stored pseudo-labels.
+V2 mode (`--mode v2`): pseudo-labelled images only, top-10 % loss trimming, gradient matching with weight 2
+(`gradient_weight`; the authors, V1 repository issue 198: teacher and student both use the affine-invariant and the
+gradient-matching losses), no feature alignment (the V2 configs set its weight to 0). Online-teacher mode
+(`--online_teacher FOLDER --unlabelled ...`): the teacher labels the clean unlabelled images on the fly instead of
+reading stored pseudo-labels.
 
 The student starts from DINOv2 (`--encoder_init facebook/dinov2-small` or a local folder), never from the teacher.
 """
@@ -21,9 +23,9 @@ from __future__ import annotations
 import torch
 
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything.data import MixedBatchStream, open_source, open_sources, stage_stream
 from modeling_depth_anything.data.augment import StrongPerturbation, cutmix
-from modeling_depth_anything.data.stage import BatchSource, flatten, open_pseudo_labels, open_sources
-from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss
+from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss, gradient_matching_loss
 from modeling_depth_anything.training import TrainingRun, build_frozen_encoder, build_model, setup_training_accelerator
 from modeling_depth_anything.training.args import (
     DataArguments,
@@ -34,28 +36,42 @@ from modeling_depth_anything.training.args import (
 )
 
 
-def build_stream(data_args, student_args, train_args, rank: int, world: int) -> tuple[BatchSource, bool]:
-    """The batch stream: (labelled, pseudo) at `ratio` in V1 mode with labelled sources, else pseudo only.
+def build_stream(data_args, student_args, train_args, rank: int, world: int) -> tuple[MixedBatchStream, str]:
+    """The batch stream: parts "labelled" and "pseudo" at `ratio` in V1 mode with labelled sources, else "pseudo" only.
 
-    The pseudo part is the stored pseudo-labels, or, in online-teacher mode, the unlabelled images. Returns the
-    stream and whether its batches have a labelled part.
+    In online-teacher mode the second part is "unlabelled" (the teacher labels it in the loss). Returns the stream and
+    the name of that part.
     """
     if student_args.online_teacher:
         if not data_args.unlabelled:
             raise ValueError("online-teacher mode needs --unlabelled sources")
-        pseudo = open_sources(data_args.unlabelled, data_args, labelled=False, seed_offset=1)
+        name, sources = "unlabelled", open_sources(data_args.unlabelled, "unlabelled", data_args, seed_offset=1)
     else:
         if not data_args.pseudo_labels:
             raise ValueError("give --pseudo_labels <folder written by pseudo_label.py> or --online_teacher <model>")
-        pseudo = open_pseudo_labels(data_args.pseudo_labels)
-    with_labelled = student_args.mode == "v1" and student_args.ratio[0] > 0 and bool(data_args.labelled)
+        name, sources = "pseudo", [open_source(data_args.pseudo_labels, "pseudo", data_args)]
+    parts, ratio = {name: sources}, {name: 1}
+    if student_args.mode == "v1" and student_args.ratio[0] > 0 and data_args.labelled:
+        parts["labelled"] = open_sources(data_args.labelled, "labelled", data_args)
+        ratio = {"labelled": student_args.ratio[0], name: student_args.ratio[1]}
     batch_size, seed = train_args.per_device_batch_size, train_args.seed
-    if with_labelled:
-        labelled = open_sources(data_args.labelled, data_args, labelled=True)
-        stream = BatchSource(labelled, pseudo, data_args, batch_size, tuple(student_args.ratio), seed, rank, world)
-    else:
-        stream = BatchSource(pseudo, None, data_args, batch_size, (1, 0), seed, rank, world)
-    return stream, with_labelled
+    return stage_stream(parts, ratio, data_args, batch_size, seed, rank, world), name
+
+
+def cutmix_gradient_loss(
+    prediction: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor, box: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Gradient matching on CutMix-ed images, region by region as `cutmix_loss`: inside the box against `target_a`,
+    outside against `target_b`, each region normalised on its own (pixel pairs across the box edge are never
+    compared); the two terms are weighted by their valid pixels, so without a box this is `gradient_matching_loss`.
+
+    All tensors (batch, S, S); `box` and `valid` bool.
+    """
+    inside, outside = valid & box, valid & ~box
+    count_inside, count_outside = inside.sum(), outside.sum()
+    loss_inside = gradient_matching_loss(prediction, target_a, inside)
+    loss_outside = gradient_matching_loss(prediction, target_b, outside)
+    return (count_inside * loss_inside + count_outside * loss_outside) / (count_inside + count_outside).clamp(min=1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,10 +89,9 @@ def main(argv: list[str] | None = None) -> None:
         if student_args.online_teacher:
             teacher = DepthAnythingForDepthEstimation.from_pretrained(student_args.online_teacher)
             teacher.eval().requires_grad_(False).to(accelerator.device)
-        stream, with_labelled = build_stream(
+        stream, pseudo_part = build_stream(
             data_args, student_args, train_args, accelerator.process_index, accelerator.num_processes
         )
-        pseudo_part = "second" if with_labelled else "first"
         perturb = StrongPerturbation().to(accelerator.device) if student_args.strong_perturbations else None
         run = TrainingRun(
             accelerator,
@@ -88,31 +103,37 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         def compute_loss(model, batch):
-            clean = batch[f"{pseudo_part}.pixel_values"]  # (num_pseudo, 3, S, S), normalised
+            pseudo, labelled = batch[pseudo_part], batch.get("labelled")
+            clean = pseudo["pixel_values"]  # (num_pseudo, 3, S, S), normalised
             if teacher is not None:  # online teacher: label the clean image now
                 with torch.no_grad(), accelerator.autocast():
                     labels = teacher(pixel_values=clean).predicted_depth.float()  # (num_pseudo, S, S)
                 valid = torch.ones_like(labels, dtype=torch.bool)
             else:
-                labels, valid = batch[f"{pseudo_part}.disparity"], batch[f"{pseudo_part}.valid_mask"]
+                labels, valid = pseudo["disparity"], pseudo["valid_mask"]
             images = perturb(clean) if perturb is not None else clean
             images, box, pairing = cutmix(images, p=student_args.cutmix_prob)
-            num_labelled = batch["first.pixel_values"].shape[0] if with_labelled else 0
-            student_input = torch.cat([batch["first.pixel_values"], images]) if with_labelled else images
+            num_labelled = labelled["pixel_values"].shape[0] if labelled is not None else 0
+            student_input = torch.cat([labelled["pixel_values"], images]) if labelled is not None else images
             outputs = model(pixel_values=student_input)  # one pass over labelled + perturbed pseudo-labelled
             prediction = outputs.predicted_depth  # (batch, S, S)
+            mixed_valid = torch.where(box, valid[pairing], valid)  # (num_pseudo, S, S)
             loss = cutmix_loss(
-                prediction[num_labelled:],
-                labels[pairing],
-                labels,
-                box,
-                torch.where(box, valid[pairing], valid),
-                trim=student_args.trim,
+                prediction[num_labelled:], labels[pairing], labels, box, mixed_valid, trim=student_args.trim
             )
             logs = {"loss_pseudo": loss.item()}
-            if with_labelled:
+            if student_args.gradient_weight > 0:  # V2 (facts §5): ssi : gm = 1 : 2, trimming on the ssi term only
+                loss_gradient = cutmix_gradient_loss(
+                    prediction[num_labelled:], labels[pairing], labels, box, mixed_valid
+                )
+                loss = loss + student_args.gradient_weight * loss_gradient
+                logs["loss_gradient"] = loss_gradient.item()
+            if labelled is not None:
                 loss_labelled = depth_loss(
-                    prediction[:num_labelled], batch["first.disparity"], batch["first.valid_mask"]
+                    prediction[:num_labelled],
+                    labelled["disparity"],
+                    labelled["valid_mask"],
+                    gradient_weight=student_args.gradient_weight,
                 )
                 loss = loss + loss_labelled
                 logs["loss_labelled"] = loss_labelled.item()
@@ -126,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                 logs["loss_feature"] = loss_feature.item()
             return loss, logs
 
-        run.train(lambda: flatten(stream.next_batch()), compute_loss)
+        run.train(stream.next_batch, compute_loss)
         run.save_final(DepthAnythingImageProcessor(size=model_args.processor_size))
     finally:
         accelerator.end_training()

@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+# The card builder is the one home of the model-index and card-table code; re-exported here for the runner.
+from ..model_card import (  # noqa: F401
+    METRIC_LABELS,
+    TABLE_METRICS,
+    load_model_card,
+    model_index_results,
+    update_model_card,
+)
 
-METRIC_LABELS = {
-    "abs_rel": "AbsRel ↓",
-    "delta1": "δ1 ↑",
-    "delta2": "δ2 ↑",
-    "delta3": "δ3 ↑",
-    "rmse": "RMSE ↓",
-    "rmse_log": "RMSE-log ↓",
-    "log10": "log10 ↓",
-    "silog": "SILog ↓",
-    "sq_rel": "SqRel ↓",
-}
-TABLE_METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "rmse_log", "log10", "silog")
+logger = logging.getLogger(__name__)
 
 
 def _format(value: Any, digits: int = 3) -> str:
@@ -178,51 +173,9 @@ def save_da2k_grid(examples: list[tuple[Any, np.ndarray, list[dict[str, Any]], s
     plt.close(figure)
 
 
-def model_index_results(results: dict[str, Any]) -> list[Any]:
-    """Turns metrics.json content into ``huggingface_hub.EvalResult`` entries (one per benchmark and metric).
-
-    The protocol goes into ``metric_config`` (and the metric's display name) so that both protocols can coexist.
-    """
-    from huggingface_hub import EvalResult
-
-    protocol = results["protocol"]
-    entries = []
-    for name, result in results["benchmarks"].items():
-        common = {
-            "task_type": "depth-estimation",
-            "task_name": "Depth Estimation",
-            "dataset_type": result.get("kind", name),
-            "dataset_name": result.get("display_name", name),
-            "dataset_split": result.get("split"),
-        }
-        if result.get("kind") == "da2k":
-            if result.get("accuracy") is not None:
-                entries.append(
-                    EvalResult(
-                        **common,
-                        metric_type="accuracy",
-                        metric_value=round(100 * result["accuracy"], 2),
-                        metric_name="Accuracy (%)",
-                    )
-                )
-            continue
-        for metric, value in (result.get("metrics") or {}).items():
-            if metric in TABLE_METRICS and value is not None and math.isfinite(value):
-                entries.append(
-                    EvalResult(
-                        **common,
-                        metric_type=metric,
-                        metric_value=round(float(value), 4),
-                        metric_name=f"{METRIC_LABELS[metric].split()[0]} ({protocol} protocol)",
-                        metric_config=protocol,
-                    )
-                )
-    return entries
-
-
 def card_eval_results(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """metrics.json content in the form ``modeling_depth_anything.model_card.make_model_card(eval_results=...)`` takes:
-    ``[{"benchmark": name, "protocol": protocol, "metrics": {...}}]`` (DA-2K: ``{"accuracy": percent}``)."""
+    """metrics.json content as ``[{"benchmark": name, "protocol": protocol, "metrics": {...}}]`` (DA-2K:
+    ``{"accuracy": percent}``); cards take metrics.json itself (``model_card.make_model_card(results=...)``)."""
     entries = []
     for name, result in results["benchmarks"].items():
         if result.get("kind") == "da2k":
@@ -234,79 +187,3 @@ def card_eval_results(results: dict[str, Any]) -> list[dict[str, Any]]:
                 {"benchmark": result.get("display_name", name), "protocol": results["protocol"], "metrics": metrics}
             )
     return entries
-
-
-def _card_table(eval_results: list[Any]) -> str:
-    """Markdown table of a card's ``EvalResult`` entries: one row per dataset and protocol."""
-    columns = [m for m in (*TABLE_METRICS, "accuracy") if any(e.metric_type == m for e in eval_results)]
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in eval_results:
-        rows.setdefault((entry.dataset_name, entry.metric_config or "—"), {})[entry.metric_type] = entry.metric_value
-    labels = {**METRIC_LABELS, "accuracy": "accuracy % ↑"}
-    lines = [
-        "| benchmark | protocol | " + " | ".join(labels[c] for c in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
-    for (dataset, protocol), values in rows.items():
-        cells = [_format(values.get(c), 2 if c == "accuracy" else 3) if c in values else "" for c in columns]
-        lines.append(f"| {dataset} | {protocol} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def load_model_card(card_path: Path) -> Any:
-    """Loads a model card (``huggingface_hub.ModelCard``), or a new empty one if the file does not exist.
-
-    Raises:
-        ValueError: the card's YAML front matter cannot be parsed (e.g. an unrendered template).
-    """
-    import yaml
-    from huggingface_hub import ModelCard, ModelCardData
-
-    card_path = Path(card_path)
-    if not card_path.is_file():
-        return ModelCard.from_template(ModelCardData(), template_str="---\n{{ card_data }}\n---\n\n# Model card\n")
-    try:
-        return ModelCard.load(card_path)
-    except (yaml.YAMLError, ValueError) as error:
-        raise ValueError(f"{card_path}: cannot parse the model card's YAML front matter: {error}") from error
-
-
-def update_model_card(card_path: Path, results: dict[str, Any], model_name: str | None = None) -> None:
-    """Writes the results into a model card: the YAML front matter ``model-index`` and the ``## Evaluation`` section.
-
-    Existing ``model-index`` entries for the same dataset, metric and protocol are replaced, others are kept; the
-    ``## Evaluation`` section (appended if missing) is rewritten as a table of all entries. All other metadata and text
-    are kept. A missing card is created.
-
-    Args:
-        card_path: the model card (``README.md``) to update.
-        results: metrics.json content.
-        model_name (`str`, *optional*): ``model-index`` name; defaults to the card's ``model_name`` or the model id.
-
-    Raises:
-        ValueError: the card's YAML front matter cannot be parsed.
-    """
-    card_path = Path(card_path)
-    card = load_model_card(card_path)
-    new = model_index_results(results)
-
-    def key(entry: Any) -> tuple:
-        return (entry.dataset_type, entry.dataset_name, entry.dataset_split, entry.metric_type, entry.metric_config)
-
-    replaced = {key(entry) for entry in new}
-    kept = [entry for entry in (card.data.eval_results or []) if key(entry) not in replaced]
-    card.data.eval_results = kept + new
-    card.data.model_name = card.data.model_name or model_name or str(results.get("model", "model"))
-    section = (
-        "## Evaluation\n\n"
-        + _card_table(card.data.eval_results)
-        + "\n\nZero-shot, per-image least-squares scale and shift; protocols: `disparity` (Depth Anything authors) or "
-        "`depth` (MiDaS / Marigold). Reproduce with `python eval/evaluate.py` (see eval/README.md).\n"
-    )
-    text = card.text
-    match = re.search(r"^## Evaluation[^\n]*\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL)
-    text = text[: match.start()] + section + "\n" + text[match.end() :] if match else text.rstrip() + "\n\n" + section
-    card.text = text
-    card_path.parent.mkdir(parents=True, exist_ok=True)
-    card.save(card_path)
-    logger.info("wrote %d results into the model-index of %s", len(new), card_path)

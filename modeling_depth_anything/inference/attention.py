@@ -51,14 +51,11 @@ def _register_matmul_attention() -> None:
 
 
 def set_attention(model: torch.nn.Module, implementation: str) -> None:
-    """Point every sub-config's `_attn_implementation` (the DINOv2 layers read it at call time) to `implementation`."""
+    """Switch the DINOv2 encoder's attention to `implementation` with transformers' `set_attn_implementation`.
+
+    Addressed to the `backbone_config` sub-config: the Depth Anything config itself takes no attention implementation
+    (`"sdpa"` on it raises, facts §8); ours and transformers' built-in class both accept this form.
+    """
     if implementation == MATMUL_ATTENTION:
         _register_matmul_attention()
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        if (
-            config is not None
-            and hasattr(config, "_attn_implementation")
-            and getattr(config, "model_type", "") == "dinov2"
-        ):
-            config._attn_implementation = implementation
+    model.set_attn_implementation({"backbone_config": implementation})

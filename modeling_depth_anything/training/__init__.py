@@ -21,14 +21,28 @@ from .args import (
     parse_args,
     save_resolved_config,
 )
-from .loop import NonFiniteLossError, TrainingRun, build_optimizer, build_scheduler, list_checkpoints
+from .loop import (
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    TrainingRun,
+    build_optimizer,
+    build_scheduler,
+    list_checkpoints,
+)
 from .models import FrozenEncoder, build_frozen_encoder, build_model
-from .setup import setup_accelerator, setup_logging, setup_training_accelerator
+from .setup import (
+    configure_cpu_threads,
+    resolve_mixed_precision,
+    setup_accelerator,
+    setup_logging,
+    setup_training_accelerator,
+)
 
 __all__ = [
     "DataArguments",
     "FrozenEncoder",
     "ModelArguments",
+    "NonFiniteGradientError",
     "NonFiniteLossError",
     "PseudoLabelArguments",
     "StudentArguments",
@@ -39,8 +53,10 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_scheduler",
+    "configure_cpu_threads",
     "list_checkpoints",
     "parse_args",
+    "resolve_mixed_precision",
     "save_resolved_config",
     "setup_accelerator",
     "setup_logging",

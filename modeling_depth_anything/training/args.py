@@ -30,8 +30,10 @@ from transformers import HfArgumentParser
 from ..configuration_depth_anything import PRESETS
 
 LR_SCHEDULES = ("linear", "poly", "constant")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 STUDENT_MODES = ("v1", "v2")
+# Accelerate's experiment trackers (`accelerate.utils.LoggerType`), plus "none"; "all" = every one installed.
+TRACKERS = ("tensorboard", "wandb", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "trackio", "swanlab")
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -42,6 +44,35 @@ def _positive_int(name: str, value: Any) -> None:
 def _non_negative_float(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _mixed_precision(value: Any) -> None:
+    if value not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {value!r}")
+
+
+def _cpu_threads(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"cpu_threads must be a positive integer or unset (auto), got {value!r}")
+
+
+def report_targets(report_to: str) -> list[str]:
+    """`report_to` as a list of Accelerate tracker names (`[]` for `"none"`, `["all"]` for every installed one).
+
+    Raises:
+        ValueError: an unknown tracker name (quoting it and the valid ones).
+    """
+    names = [name.strip() for name in str(report_to).split(",") if name.strip()]
+    if names == ["none"]:
+        return []
+    if names == ["all"]:
+        return names
+    unknown = [name for name in names if name not in TRACKERS]
+    if not names or unknown:
+        raise ValueError(
+            f"report_to must be 'none', 'all' or a comma-separated list of {list(TRACKERS)}, got {report_to!r}"
+        )
+    return names
 
 
 @dataclass
@@ -83,11 +114,11 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """Where samples come from and how they are cropped (the data engine: `train/data.py`).
+    """Where samples come from, how they are shuffled, decoded and cropped (the data engine, `data/`).
 
-    Source specs: `"synthetic"` (procedural scenes of `train/synthetic.py`), or anything `data.load_labelled` /
-    `data.load_unlabelled` reads: a local "rgbd folder" (`<sample>/image.png` + `depth.png` in millimetres, like the
-    shipped RGB-D samples), an image folder, parquet/webdataset files, or a Hub dataset id.
+    Source specs, read by `data.open_source`: `"synthetic"` (procedural scenes, `data/synthetic.py`), a local RGB-D
+    folder (`<sample>/image.png` + `depth.png` in uint16 millimetres, like the shipped `assets/rgbd`), an image folder
+    (unlabelled), parquet/webdataset files or globs, a local dataset folder, or a Hub dataset id.
 
     Args:
         labelled (`list[str]`): labelled sources (the teacher; the student's labelled part in V1 mode).
@@ -106,6 +137,13 @@ class DataArguments:
         synthetic_seed (`int`, defaults to 0): seed of the synthetic stream (held-out evaluation uses other seeds).
         synthetic_num_shards (`int`, defaults to 8): sub-streams, shared out between processes (a multiple of the
             number of processes).
+        shuffle_buffer (`int`, defaults to 256): raw rows per source in the seeded shuffle buffer
+            (`datasets.IterableDataset.shuffle`; shard order is shuffled too, again every pass); 0 reads in stored
+            order. Costs memory (file names for folders, the encoded bytes for parquet/Hub rows) and, on resume,
+            re-reading (not decoding) the current pass's rows up to the saved position (`data/mixing.py`).
+        num_workers (`int`, *optional*): DataLoader worker processes per training process that decode and transform
+            (0 = in the training process); default: the CPUs this process may use, divided by the processes on the
+            machine, minus one for the loop (`data.default_num_workers`). Resume with the same number.
     """
 
     labelled: list[str] = field(default_factory=list)
@@ -122,10 +160,18 @@ class DataArguments:
     synthetic_width: int = 256
     synthetic_seed: int = 0
     synthetic_num_shards: int = 8
+    shuffle_buffer: int = 256
+    num_workers: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("crop_size", "synthetic_height", "synthetic_width", "synthetic_num_shards"):
             _positive_int(name, getattr(self, name))
+        for name in ("shuffle_buffer", "num_workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.shuffle_buffer is None:
+            raise ValueError("shuffle_buffer must be an integer >= 0, got None")
         if self.crop_size % 14:
             raise ValueError(f"crop_size must be a multiple of the patch size 14, got {self.crop_size!r}")
         if self.depth_kind not in ("depth", "disparity"):
@@ -152,26 +198,36 @@ class TrainArguments:
         weight_decay (`float`, defaults to 0.01): AdamW weight decay.
         adam_beta1 / adam_beta2 (`float`): AdamW betas (0.9, 0.999).
         warmup_steps (`int`, defaults to 0): linear warm-up from 0.
-        lr_schedule (`str`, defaults to `"poly"`): decay after warm-up: `"linear"`, `"poly"` (power `poly_power`,
-            as the authors' code) or `"constant"`.
-        poly_power (`float`, defaults to 0.9).
+        lr_schedule (`str`, defaults to `"poly"`): decay after warm-up (transformers' schedules): `"linear"`,
+            `"poly"` (polynomial decay to 0 with power `poly_power`, as the authors' code) or `"constant"`.
+        poly_power (`float`, defaults to 0.9): power of the `"poly"` decay.
         max_grad_norm (`float`, defaults to 1.0): gradient clipping; 0 disables it.
-        mixed_precision (`str`, defaults to `"no"`): `"no"`, `"bf16"` or `"fp16"` (fp16 needs a GPU).
+        max_skipped_steps (`int`, defaults to 5): a step whose gradients are NaN/inf on any process is skipped (not
+            applied) and counted (`train/skipped_steps`); this many skipped steps in a row stop the run, keeping the
+            last good checkpoint.
+        mixed_precision (`str`, defaults to `"auto"`): `"auto"`: what the launcher or `accelerate config` says
+            (`accelerate launch --mixed_precision bf16`, i.e. `ACCELERATE_MIXED_PRECISION`), else the hardware's
+            choice (`modeling_depth_anything.inference.precision`: bf16 where it is native, fp16 on GPUs without bf16,
+            else fp32); `"no"`, `"bf16"` or `"fp16"` (GPU only) override both.
         seed (`int`, defaults to 0).
-        cpu_threads (`int`, *optional*): torch threads per process when running on CPU (`torch.set_num_threads`).
-            On a busy shared CPU, 1 thread was 4x faster than 2 for the tiny model (oversubscribed threads spin).
-        logging_steps (`int`, defaults to 10): log loss/lr every N steps to TensorBoard and `losses.jsonl`.
+        cpu_threads (`int`, *optional*): torch threads per process on CPU. Unset (auto): `OMP_NUM_THREADS` if set
+            (torchrun sets 1), else the CPUs this process may use divided by the local processes.
+        logging_steps (`int`, defaults to 10): log loss/lr every N steps to the trackers and `losses.jsonl`.
         checkpointing_steps (`int`, defaults to 500): save a resumable checkpoint every N steps.
         checkpoints_total_limit (`int`, defaults to 3): keep only the last K checkpoints.
         resume_from_checkpoint (`str`, *optional*): a checkpoint folder, or `"latest"` (the newest in `output_dir`;
             starts from scratch when there is none).
-        report_to (`str`, defaults to `"tensorboard"`): `"tensorboard"` or `"none"`.
+        report_to (`str`, defaults to `"tensorboard"`): Accelerate trackers, comma-separated: `"tensorboard"`,
+            `"wandb"`, `"comet_ml"`, `"mlflow"`, `"aim"`, `"clearml"`, `"dvclive"`, `"trackio"`, `"swanlab"`; `"all"`
+            (every one installed) or `"none"`. Local ones write under `<output_dir>/logs`.
         push_to_hub (`bool`, defaults to False): upload the final folder to `hub_model_id`.
         hub_model_id (`str`, *optional*): a Hub repo id, or a local folder path (absolute or starting with `.`),
             which then receives a copy of the final model folder.
         hub_private (`bool`, defaults to False): create the Hub repo as private.
         debug_nan_at_step (`int`, *optional*): testing only: replace the loss by NaN at this optimiser step, to
             exercise the NaN stop.
+        debug_nonfinite_grad_steps (`list[int]`): testing only: at these optimiser steps, make one gradient element
+            of process 0 infinite after the backward pass, to exercise the skipped-step logic.
     """
 
     output_dir: str = "runs/train"
@@ -188,7 +244,8 @@ class TrainArguments:
     lr_schedule: str = "poly"
     poly_power: float = 0.9
     max_grad_norm: float = 1.0
-    mixed_precision: str = "no"
+    max_skipped_steps: int = 5
+    mixed_precision: str = "auto"
     seed: int = 0
     cpu_threads: int | None = None
     logging_steps: int = 10
@@ -200,10 +257,12 @@ class TrainArguments:
     hub_model_id: str | None = None
     hub_private: bool = False
     debug_nan_at_step: int | None = None
+    debug_nonfinite_grad_steps: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in (
             "max_steps",
+            "max_skipped_steps",
             "per_device_batch_size",
             "gradient_accumulation_steps",
             "logging_steps",
@@ -219,12 +278,11 @@ class TrainArguments:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        _mixed_precision(self.mixed_precision)
+        _cpu_threads(self.cpu_threads)
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
-        if self.report_to not in ("tensorboard", "none"):
-            raise ValueError(f"report_to must be 'tensorboard' or 'none', got {self.report_to!r}")
+        report_targets(self.report_to)
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (a Hub repo id or a local folder path)")
 
@@ -234,7 +292,7 @@ class TeacherArguments:
     """Teacher stage (V1: real labelled data, affine-invariant loss; V2: synthetic only, + gradient matching x2).
 
     Args:
-        gradient_weight (`float`, defaults to 0.0): weight of the gradient-matching loss (V2 teacher: 2.0).
+        gradient_weight (`float`, defaults to 0.0): weight of the gradient-matching loss (V2 teacher: 2.0, facts §5).
     """
 
     gradient_weight: float = 0.0
@@ -254,6 +312,9 @@ class StudentArguments:
         ratio (`list[int]`, defaults to [1, 2]): labelled : pseudo-labelled samples per batch (V1 mode with labelled
             sources); `per_device_batch_size` must split exactly.
         trim (`float`, *optional*): loss trimming share on pseudo-labels; default 0 in V1 mode, 0.1 in V2 mode.
+        gradient_weight (`float`, *optional*): weight of the gradient-matching loss, as the teacher's; default 0 in
+            V1 mode, 2.0 in V2 mode (the authors, V1 repository issue 198: teacher and student both use the
+            affine-invariant and the gradient-matching losses; ssi : gm = 1 : 2, facts §5).
         strong_perturbations (`bool`, defaults to True): colour jitter, grayscale and blur on the pseudo part.
         cutmix_prob (`float`, defaults to 0.5): CutMix probability per pseudo-labelled sample.
         feature_alignment_weight (`float`, defaults to 1.0): weight of the feature-alignment loss (0 disables it and
@@ -268,6 +329,7 @@ class StudentArguments:
     mode: str = "v1"
     ratio: list[int] = field(default_factory=lambda: [1, 2])
     trim: float | None = None
+    gradient_weight: float | None = None
     strong_perturbations: bool = True
     cutmix_prob: float = 0.5
     feature_alignment_weight: float = 1.0
@@ -282,6 +344,9 @@ class StudentArguments:
             self.trim = 0.1 if self.mode == "v2" else 0.0
         if not 0 <= self.trim < 1:
             raise ValueError(f"trim must be in [0, 1), got {self.trim!r}")
+        if self.gradient_weight is None:
+            self.gradient_weight = 2.0 if self.mode == "v2" else 0.0
+        _non_negative_float("gradient_weight", self.gradient_weight)
         if len(self.ratio) != 2 or min(self.ratio) < 0 or self.ratio[1] < 1:
             raise ValueError(f"ratio must be two integers labelled:pseudo with pseudo >= 1, got {self.ratio!r}")
         if not 0 <= self.cutmix_prob <= 1:
@@ -295,12 +360,14 @@ class PseudoLabelArguments:
 
     Args:
         teacher (`str`, defaults to `""`): the teacher, a `from_pretrained` folder or Hub id (required).
-        output_dir (`str`, defaults to `"runs/pseudo_labels"`): the pseudo-label dataset folder (parquet parts,
-            `skipped.jsonl`, `dataset_info.json`); rerunning with the same folder resumes.
+        output_dir (`str`, defaults to `"runs/pseudo_labels"`): the pseudo-label dataset folder (`data/*.parquet`
+            shards, the dataset card `README.md`, `skipped.json`; `data/pseudo_labels.py`); rerunning with the same
+            folder resumes.
         per_device_batch_size (`int`, defaults to 8): images per teacher forward pass per process.
-        mixed_precision (`str`, defaults to `"no"`): `"no"`, `"bf16"` or `"fp16"` for the teacher forward.
+        mixed_precision (`str`, defaults to `"auto"`): the teacher forward's precision, decided as in
+            `TrainArguments.mixed_precision` (launcher, else the hardware); `"no"`, `"bf16"` or `"fp16"` override.
         seed (`int`, defaults to 0).
-        cpu_threads (`int`, *optional*): torch threads per process on CPU.
+        cpu_threads (`int`, *optional*): torch threads per process on CPU; unset = auto (as `TrainArguments`).
         inference_size (`int`, *optional*): short side at inference; defaults to the teacher's processor size.
         shard_size (`int`, defaults to 256): images per parquet part file (the unit of resume: a killed run loses
             at most one unfinished part per process).
@@ -313,7 +380,7 @@ class PseudoLabelArguments:
     teacher: str = ""
     output_dir: str = "runs/pseudo_labels"
     per_device_batch_size: int = 8
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"
     seed: int = 0
     cpu_threads: int | None = None
     inference_size: int | None = None
@@ -327,8 +394,8 @@ class PseudoLabelArguments:
             raise ValueError("teacher is required: a Depth Anything from_pretrained folder or Hub id")
         _positive_int("shard_size", self.shard_size)
         _positive_int("per_device_batch_size", self.per_device_batch_size)
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        _mixed_precision(self.mixed_precision)
+        _cpu_threads(self.cpu_threads)
         if self.inference_size is not None and (self.inference_size < 14 or self.inference_size % 14):
             raise ValueError(f"inference_size must be a multiple of 14, got {self.inference_size!r}")
         if self.push_to_hub and not self.hub_dataset_id:
