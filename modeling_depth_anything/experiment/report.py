@@ -18,6 +18,7 @@ MODEL_NAMES = {
     "student": "student",
 }
 EVAL_GROUPS = {"synthetic": "held-out synthetic scenes", "rgbd": "the shipped real RGB-D benchmark"}
+COLUMN_NAMES = {"synthetic": "held-out synthetic", "rgbd": "real RGB-D"}
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def results_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Markdown rows: one per model, AbsRel and δ1 per benchmark group."""
     groups = list(results)
     lines = [
-        "| model | " + " | ".join(f"{EVAL_GROUPS[g].split(' benchmark')[0]} AbsRel ↓ | δ1 ↑" for g in groups) + " |",
+        "| model | " + " | ".join(f"{COLUMN_NAMES[g]} AbsRel ↓ | δ1 ↑" for g in groups) + " |",
         "|---|" + "---|---|" * len(groups),
     ]
     for model, shown in MODEL_NAMES.items():
