@@ -4,7 +4,7 @@ Everything here is plain numpy on float64 (torch tensors are accepted and conver
 an image and, where the maps share a size, over a batch: arrays are ``(..., H, W)`` with a boolean mask of the same
 shape, and per-image results come back with shape ``(...)``.
 
-Protocols (docs/depth-anything-facts.md §6); every result dict records which one was used:
+Protocols (docs/facts.md §6); every result dict records which one was used:
 
 * ``disparity`` — the Depth Anything authors' protocol: the predicted disparity is aligned to the ground-truth
   disparity ``1 / depth`` by a per-image least-squares scale and shift on valid pixels, and scored in disparity.
