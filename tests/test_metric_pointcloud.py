@@ -79,3 +79,21 @@ def test_focal_length_from_exif_then_field_of_view(metric_model_dir, tmp_path):
     points, depth = _predict(metric_model_dir, plain, tmp_path / "fov")
     focal = (WIDTH / 2) / math.tan(math.radians(60) / 2)  # the default 60 degree horizontal field of view
     np.testing.assert_allclose(points, _pinhole(depth, focal), rtol=1e-5, atol=1e-6)
+
+
+def test_metric_model_card_states_the_camera_intrinsics():
+    from modeling_depth_anything.model_card import make_model_card
+
+    metric = str(
+        make_model_card(DepthAnythingConfig.from_preset("tiny", depth_estimation_type="metric", max_depth=20))
+    )
+    for needle in (
+        "Point clouds in metres",
+        "--focal-length",
+        "FocalLengthIn35mmFilm",
+        "60° horizontal field of view",
+    ):
+        assert needle in metric, needle
+    assert "depth_m = processor.post_process_depth_estimation" in metric
+    relative = str(make_model_card(DepthAnythingConfig.from_preset("tiny")))
+    assert "Point clouds in metres" not in relative and "disparity = processor" in relative
