@@ -1,20 +1,58 @@
-"""eval/speed.py runs end to end (tiny model, tiny input, one repeat) and reports every variant."""
+"""eval/speed.py runs end to end (tiny model, tiny input, one repeat), builds "ours fast" as DepthEstimator does, and
+reports each variant's share of the measured matmul peak in its own dtype."""
 
 import json
 
+import torch
+
 from modeling_depth_anything.evaluation import speed
+from modeling_depth_anything.inference import resolve_precision
 
 
 def test_speed_smoke(tmp_path, capsys):
     output = tmp_path / "speed.json"
-    code = speed.main(["--preset", "tiny", "--sizes", "28x42", "--batch-sizes", "2", "--repeats", "1", "--ablation",
-                       "--threads", "1", "--clock", "cpu", "--matmul-size", "256", "--json", str(output)])
+    code = speed.main(
+        [
+            "--preset",
+            "tiny",
+            "--sizes",
+            "28x42",
+            "--batch-sizes",
+            "2",
+            "--repeats",
+            "1",
+            "--ablation",
+            "--threads",
+            "1",
+            "--clock",
+            "cpu",
+            "--matmul-size",
+            "256",
+            "--json",
+            str(output),
+        ]
+    )
     assert code == 0
     results = json.loads(output.read_text())
-    variants = {result["variant"] for result in results}
-    assert {"transformers built-in (fp32)", "ours default (fp32)", "ours fast", "onnxruntime (fp32)"} <= variants
     by_name = {result["variant"]: result for result in results}
+    assert {"transformers built-in (fp32)", "ours default (fp32)", "ours fast", "onnxruntime (fp32)"} <= set(by_name)
+    fast_dtype = resolve_precision("auto", torch.device("cpu"))
+    # The fast path as users get it: the precision policy's dtype, never bf16 forced on a CPU without it.
+    assert by_name["ours fast"]["dtype"] == str(fast_dtype).removeprefix("torch.")
     assert by_name["ours default (fp32)"]["max_error"] == 0.0
     assert by_name["onnxruntime (fp32)"]["max_error"] < 1e-4
-    assert by_name["ours fast"]["matmul_fraction"] > 0
-    assert "of the bf16 matmul peak" in capsys.readouterr().out
+    assert all(result["matmul_fraction"] > 0 for result in results if result["dtype"] in ("float32", "bfloat16"))
+    has_bf16_variants = any("bf16" in name for name in by_name)
+    assert has_bf16_variants == (fast_dtype == torch.bfloat16)  # ablation only where bf16 is native
+    printed = capsys.readouterr().out
+    assert "native dtypes only: fp32" in printed and "of the fp32 peak" in printed
+    assert ("bf16 " in printed.split("native dtypes only:")[1].splitlines()[0]) == (fast_dtype == torch.bfloat16)
+
+
+def test_native_dtypes_follow_the_precision_policy(monkeypatch):
+    from modeling_depth_anything.inference import precision
+
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda *args, **kwargs: frozenset({"avx2", "fma"}))
+    assert speed.native_dtypes(torch.device("cpu")) == [torch.float32]
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda *args, **kwargs: frozenset({"avx2", "avx512_bf16"}))
+    assert speed.native_dtypes(torch.device("cpu")) == [torch.float32, torch.bfloat16]

@@ -5,13 +5,19 @@ busy machine: the variants are timed round-robin (one call each, repeated), and 
 
 Printed per input size and batch: median and best latency, images/s, peak memory (CUDA: max allocated; CPU: peak growth of
 the process's resident memory while the variant runs, sampled every millisecond), max error against the fp32
-reference (ours default) as a fraction of the reference's value range, speed-up over the built-in, and for the fast
-path the fraction of this machine's measured bf16 matmul throughput it reaches (model FLOPs counted with
+reference (ours default) as a fraction of the reference's value range, speed-up over the built-in, and each variant's
+share of this machine's own measured matmul peak in the variant's dtype (model FLOPs counted with
 `torch.utils.flop_counter`).
 
-    python eval/speed.py --quick                  # 518x518 and 518x686, batch 1, 5 repeats (~2-3 minutes on 2 cores)
-    python eval/speed.py                          # + batch 8, 10 repeats (fp32 batch 8 is slow on CPU)
-    python eval/speed.py --quick --ablation       # + the fast path's parts: autocast, bf16 weights, channels-last, SDPA
+"ours fast" is built by `DepthEstimator.from_pretrained` with its defaults, so it is exactly the fast path users get
+on this machine: its precision comes from the one precision policy (bf16 only where the hardware multiplies bf16
+natively, fp32 elsewhere). Matmul peaks are measured only for the dtypes the machine runs natively: emulated bf16
+(AVX2-only CPUs, about 60x slower than fp32) would take minutes and measure nothing useful; so are the bf16 ablation
+variants.
+
+    python eval/speed.py --quick                  # 518x518, batch 1, 5 repeats (a few minutes on 2 cores)
+    python eval/speed.py                          # 518x518 and 518x686, batch 1 and 8, 10 repeats
+    python eval/speed.py --quick --ablation       # + the bf16 fast path's parts (native-bf16 machines only)
     python eval/speed.py --quick --compile        # + torch.compile of the fast path
     python eval/speed.py --json speed.json        # also write the results
     python eval/speed.py --quick --threads 1 --clock cpu   # one core, CPU time: stable ratios on a busy machine
@@ -48,8 +54,9 @@ class Result:
     peak_memory_mb: float
     max_error: float  # max |output - reference| / (reference max - min)
     speedup: float | None = None  # built-in median / this median
-    achieved_flops: float | None = None  # model FLOPs / median latency (reduced-precision variants)
-    matmul_fraction: float | None = None  # achieved FLOP/s / measured bf16 matmul FLOP/s
+    achieved_flops: float | None = None  # model FLOPs / median latency
+    dtype: str = "float32"  # the variant's compute dtype
+    matmul_fraction: float | None = None  # achieved FLOP/s / this machine's measured matmul peak in `dtype`
 
 
 def measure_matmul_peak(
@@ -144,50 +151,71 @@ class _RssSampler:
         _set_malloc(measuring_memory=False)
 
 
-def build_models(device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small") -> dict[str, Callable]:
-    """name -> callable(pixel_values float32 on device) -> float32 (batch, height, width) depth, same weights."""
+def native_dtypes(device: torch.device) -> list[torch.dtype]:
+    """The dtypes this device multiplies natively (fp32 always; bf16 or fp16 where the precision policy picks them)."""
+    from modeling_depth_anything.inference import resolve_precision
+
+    fast = resolve_precision("auto", device)
+    return [torch.float32] if fast == torch.float32 else [torch.float32, fast]
+
+
+def build_models(
+    device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small"
+) -> tuple[dict[str, tuple[Callable, torch.dtype]], torch.nn.Module]:
+    """name -> (callable(pixel_values float32 on device) -> float32 (batch, height, width) depth, compute dtype),
+    all on the same random weights, and the fp32 reference model."""
     import transformers
 
-    from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation
-    from modeling_depth_anything.inference import prepare_model
+    from modeling_depth_anything import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        DepthAnythingImageProcessor,
+    )
+    from modeling_depth_anything.inference import DepthEstimator, prepare_model
 
     torch.manual_seed(0)
     ours = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(preset)).eval().to(device)
-    with tempfile.TemporaryDirectory() as folder:
-        ours.save_pretrained(folder)
-        # Plain transformers loads the built-in class from our config.json (model_type "depth_anything").
-        builtin = transformers.DepthAnythingForDepthEstimation.from_pretrained(folder).eval().to(device)
-    fast_dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    folder = tempfile.mkdtemp(prefix="speed_model_")
+    ours.save_pretrained(folder)
+    DepthAnythingImageProcessor(size=518).save_pretrained(folder)
+    # Plain transformers loads the built-in class from our config.json (model_type "depth_anything").
+    builtin = transformers.DepthAnythingForDepthEstimation.from_pretrained(folder).eval().to(device)
 
-    def runner(
-        model: torch.nn.Module, dtype: torch.dtype = torch.float32, channels_last: bool = False, autocast: bool = False
-    ) -> Callable:
+    def runner(model: torch.nn.Module, dtype: torch.dtype = torch.float32, autocast: bool = False) -> Callable:
         def run(pixel_values: torch.Tensor) -> torch.Tensor:
-            pixel_values = pixel_values.to(dtype)
-            if channels_last:
-                pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(device.type, fast_dtype, enabled=autocast):
-                return model(pixel_values=pixel_values).predicted_depth.float()
+            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+                return model(pixel_values=pixel_values.to(dtype)).predicted_depth.float()
 
         return run
 
-    models = {
-        "transformers built-in (fp32)": runner(builtin),
-        "ours default (fp32)": runner(ours),
+    models: dict[str, tuple[Callable, torch.dtype]] = {
+        "transformers built-in (fp32)": (runner(builtin), torch.float32),
+        "ours default (fp32)": (runner(ours), torch.float32),
     }
-    if ablation:
-        models["ours bf16 autocast"] = runner(ours, autocast=True)
-        models["ours bf16 weights (SDPA)"] = runner(copy.deepcopy(ours).to(fast_dtype), fast_dtype)
-        sdpa = prepare_model(copy.deepcopy(ours), device, fast_dtype, channels_last=True, attention="sdpa")
-        models["ours bf16 + channels-last (SDPA)"] = runner(sdpa, fast_dtype, channels_last=True)
-    # The fast path as DepthEstimator sets it up: bf16 weights, channels-last, matmul attention on CPU.
-    fast = prepare_model(copy.deepcopy(ours), device, fast_dtype, channels_last=True)
-    models["ours fast"] = runner(fast, fast_dtype, channels_last=True)
+    # The fast path exactly as users get it: DepthEstimator.from_pretrained's defaults on this device.
+    fast = DepthEstimator.from_pretrained(folder, device=str(device))
+    models["ours fast"] = (fast.forward, fast.dtype)
+    if ablation and torch.bfloat16 in native_dtypes(device):
+        bf16 = torch.bfloat16
+        models["ours bf16 autocast"] = (runner(ours, autocast=True), bf16)
+        models["ours bf16 weights (SDPA)"] = (runner(copy.deepcopy(ours).to(bf16), bf16), bf16)
+        sdpa = prepare_model(copy.deepcopy(ours), device, bf16, channels_last=True, attention="sdpa")
+        models["ours bf16 + channels-last (SDPA)"] = (_channels_last_runner(sdpa, bf16), bf16)
+    elif ablation:
+        logger.info("--ablation: the bf16 variants are skipped, this CPU has no native bf16")
     if compile:
-        compiled = prepare_model(copy.deepcopy(ours), device, fast_dtype, channels_last=True, compile=True)
-        models["ours fast + torch.compile"] = runner(compiled, fast_dtype, channels_last=True)
-    models["_reference"] = ours
-    return models
+        compiled = DepthEstimator.from_pretrained(folder, device=str(device), compile=True)
+        models["ours fast + torch.compile"] = (compiled.forward, compiled.dtype)
+    return models, ours
+
+
+def _channels_last_runner(model: torch.nn.Module, dtype: torch.dtype) -> Callable:
+    def run(pixel_values: torch.Tensor) -> torch.Tensor:
+        pixel_values = pixel_values.to(dtype).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return model(pixel_values=pixel_values).predicted_depth.float()
+
+    return run
 
 
 def onnx_runner(model: torch.nn.Module, height: int, width: int, folder: str) -> Callable:
@@ -209,6 +237,9 @@ def onnx_runner(model: torch.nn.Module, height: int, width: int, folder: str) ->
     return run
 
 
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def benchmark(args: argparse.Namespace) -> list[Result]:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads or torch.get_num_threads())
@@ -224,48 +255,42 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.clock == "cpu" and torch.get_num_threads() != 1:
         raise SystemExit("--clock cpu needs --threads 1")
-    peaks = {
-        "bf16": measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock),
-        "fp32": measure_matmul_peak(torch.float32, device, args.matmul_size, clock=clock),
-    }
-    models = build_models(device, args.compile, args.ablation, args.preset)
-    reference = models.pop("_reference")
+    dtypes = native_dtypes(device)
+    peaks = {dtype: measure_matmul_peak(dtype, device, args.matmul_size, clock=clock) for dtype in dtypes}
+    models, reference = build_models(device, args.compile, args.ablation, args.preset)
+    print(f"ours fast: {DTYPE_NAMES[models['ours fast'][1]]} (the precision policy's choice on this {device.type})")
     results: list[Result] = []
     onnx_folder = tempfile.mkdtemp(prefix="speed_onnx_")
     for size in args.sizes:
         height, width = (int(value) for value in size.split("x"))
         variants = dict(models)
         if not args.no_onnx and device.type == "cpu":
-            variants["onnxruntime (fp32)"] = onnx_runner(reference, height, width, onnx_folder)
+            variants["onnxruntime (fp32)"] = (onnx_runner(reference, height, width, onnx_folder), torch.float32)
         flops_per_image = count_flops(reference, torch.randn(1, 3, height, width, device=device))
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
-            # The matmul peak is re-measured around every case and the best kept: other processes slow it too.
-            peaks["bf16"] = max(
-                peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock)
-            )
             results.extend(
                 run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
             )
-    peaks["bf16"] = max(peaks["bf16"], measure_matmul_peak(torch.bfloat16, device, args.matmul_size, clock=clock))
-    peaks["fp32"] = max(peaks["fp32"], measure_matmul_peak(torch.float32, device, args.matmul_size, clock=clock))
-    print(
-        f"\nmeasured matmul peak (best over the run): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, "
-        f"fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s"
-    )
-    print("reduced-precision variants' share of the bf16 matmul peak (model FLOPs / median latency / peak):")
+            # The peaks are re-measured around every case and the best kept: other processes slow them too.
+            for dtype in dtypes:
+                peaks[dtype] = max(peaks[dtype], measure_matmul_peak(dtype, device, args.matmul_size, clock=clock))
+    shown = ", ".join(f"{DTYPE_NAMES[dtype]} {peak / 1e12:.3f} TFLOP/s" for dtype, peak in peaks.items())
+    print(f"\nmeasured matmul peak (best over the run, {args.matmul_size}^2 matmul), native dtypes only: {shown}")
+    print("share of the measured matmul peak in each variant's dtype (model FLOPs / median latency / peak):")
     for result in results:
-        if result.achieved_flops is not None:
-            result.matmul_fraction = result.achieved_flops / peaks["bf16"]
+        dtype = getattr(torch, result.dtype)
+        if dtype in peaks and result.achieved_flops is not None:
+            result.matmul_fraction = result.achieved_flops / peaks[dtype]
             print(
-                f"  {result.variant:36s} {result.size} batch {result.batch}: "
-                f"{result.achieved_flops / 1e12:.3f} TFLOP/s = {result.matmul_fraction:.1%}"
+                f"  {result.variant:36s} {result.size} batch {result.batch}: {result.achieved_flops / 1e12:.3f} "
+                f"TFLOP/s = {result.matmul_fraction:.1%} of the {DTYPE_NAMES[dtype]} peak"
             )
     return results
 
 
 def run_case(
-    variants: dict[str, Callable],
+    variants: dict[str, tuple[Callable, torch.dtype]],
     reference: torch.nn.Module,
     device: torch.device,
     height: int,
@@ -282,7 +307,7 @@ def run_case(
     value_range = float(expected.max() - expected.min()) or 1.0
     times: dict[str, list[float]] = {name: [] for name in variants}
     errors, memory = {}, {}
-    for name, run in variants.items():  # warm-up (and compile), error and memory
+    for name, (run, _) in variants.items():  # warm-up (and compile), error and memory
         with _RssSampler() as sampler:
             output = run(pixel_values)
             _sync(device)
@@ -293,7 +318,7 @@ def run_case(
             run(pixel_values)
             memory[name] = torch.cuda.max_memory_allocated() / 2**20
     for _ in range(repeats):  # round-robin, so load from other processes hits every variant alike
-        for name, run in variants.items():
+        for name, (run, _) in variants.items():
             _sync(device)
             start = clock()
             run(pixel_values)
@@ -312,7 +337,6 @@ def run_case(
     for name in variants:
         median, best = statistics.median(times[name]), min(times[name])
         achieved = flops_per_image * batch / median
-        reduced = "bf16" in name or "fast" in name
         result = Result(
             name,
             f"{height}x{width}",
@@ -323,7 +347,8 @@ def run_case(
             memory[name],
             errors[name],
             builtin / median,
-            achieved if reduced else None,
+            achieved,
+            str(variants[name][1]).removeprefix("torch."),
         )
         results.append(result)
         print(
@@ -335,8 +360,13 @@ def run_case(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="batch 1 only, 5 repeats")
-    parser.add_argument("--sizes", nargs="+", default=["518x518", "518x686"], help="HEIGHTxWIDTH, multiples of 14")
+    parser.add_argument("--quick", action="store_true", help="518x518, batch 1, 5 repeats")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=None,
+        help="HEIGHTxWIDTH, multiples of 14 (default 518x518 518x686; 518x518 with --quick)",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 8 (1 with --quick)")
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed calls per variant (default 10; 5 with --quick)"
@@ -351,12 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         default="wall",
         help="wall time, or process CPU time (with --threads 1: robust to other processes' load)",
     )
-    parser.add_argument("--ablation", action="store_true", help="also time bf16 autocast and bf16 weights alone")
+    parser.add_argument(
+        "--ablation", action="store_true", help="also time bf16 autocast and bf16 weights alone (native bf16 only)"
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
     parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args(argv)
     args.batch_sizes = args.batch_sizes or ([1] if args.quick else [1, 8])
+    args.sizes = args.sizes or (["518x518"] if args.quick else ["518x518", "518x686"])
     args.repeats = args.repeats or (5 if args.quick else 10)
     for size in args.sizes:
         parts = size.split("x")
