@@ -84,6 +84,12 @@ def test_image_files_are_the_clis(app, model_dir, tmp_path):
     grey = Image.open(result.files[2])
     assert grey.mode == "L" and grey.size == (640, 425)
     assert np.asarray(grey).max() == 255  # white = near, over the robust range
+    # the colour and grey maps: the pixels of `predict --formats color` (--cmap gray), other PNG compression
+    for cmap, ours, channels in (("Spectral_r", result.files[4], slice(None)), ("gray", result.files[2], 0)):
+        assert main(["predict", str(PHOTO), "--model", str(model_dir), "--output", str(tmp_path / cmap), "--quiet",
+                     "--formats", "color", "--cmap", cmap]) == 0
+        expected = np.asarray(Image.open(tmp_path / cmap / "dav2__demo08_depth.png"))[..., channels]
+        np.testing.assert_array_equal(np.asarray(Image.open(ours)), expected)
     assert Image.open(result.input_image).size == Image.open(result.depth_image).size == (640, 425)
     assert "640×425" in result.info and " ms" in result.info and "relative disparity" in result.info
 
