@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +38,12 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .decode import BadSampleError, Decoder, SampleStats, orient_like
 from .rgbd import list_rgbd_samples, read_rgbd_depth
 from .sources import Source
 from .synthetic import SyntheticConfig, synthetic_stream
-from .transforms import PATCH_SIZE, _nearest_resize, _normalized_pixels
+from .transforms import DepthTransform
 
 logger = logging.getLogger(__name__)
 
@@ -357,47 +355,21 @@ def open_metric_sources(specs: list[str], **kwargs) -> list[Source]:
 
 
 @dataclass
-class MetricDepthTransform:
-    """Joint transform for metric training: short side -> `size`, random square crop, random horizontal flip; the
-    depth keeps its metres (nearest-neighbour resizing, as V2's target resize).
-
-    The geometry is `transforms.DepthTransform`'s (same random choices for the same (seed, epoch, id), so a resumed
-    stream gets identical crops); only the target differs: metres instead of a per-image normalised disparity.
+class MetricDepthTransform(DepthTransform):
+    """Joint transform for metric training: `DepthTransform`'s crop and flip (same random choices for the same
+    (seed, epoch, id), so a resumed stream gets identical crops), but the depth keeps its metres (nearest-neighbour
+    resizing, as V2's target resize) instead of becoming a per-image normalised disparity.
 
     Returns from `__call__(sample, epoch=0)`: ``pixel_values`` (3, size, size) float32 (ImageNet-normalised),
     ``depth`` (size, size) float32 metres (0 on invalid pixels), ``valid_mask`` (size, size) bool, ``id``.
     """
 
-    size: int = 518
-    random_crop: bool = True
-    hflip: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or self.size <= 0 or self.size % PATCH_SIZE:
-            raise ValueError(f"size must be a positive multiple of {PATCH_SIZE}, got {self.size!r}")
-
-    def __call__(self, sample: dict, epoch: int = 0) -> dict:
-        image: Image.Image = sample["image"]
-        rng = np.random.default_rng([self.seed, epoch, zlib.crc32(str(sample["id"]).encode())])
-        width, height = image.size
-        side = min(width, height)
-        # crop a square of the short side in original pixels, then resize: same as resize-then-crop, cheaper
-        top = int(rng.integers(0, height - side + 1)) if self.random_crop else (height - side) // 2
-        left = int(rng.integers(0, width - side + 1)) if self.random_crop else (width - side) // 2
-        flip = bool(self.hflip and rng.random() < 0.5)
-        crop = image.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
-        depth = _nearest_resize(sample["depth"][top : top + side, left : left + side], self.size)  # (size, size)
-        if flip:
-            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-            depth = depth[:, ::-1]
+    def target(self, depth: np.ndarray, sky: np.ndarray | None, sample: dict) -> dict:
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(depth) & (depth > 0)
         return {
-            "pixel_values": _normalized_pixels(crop),
             "depth": torch.from_numpy(np.where(valid, depth, 0.0).astype(np.float32)),
-            "valid_mask": torch.from_numpy(np.ascontiguousarray(valid)),
-            "id": sample["id"],
+            "valid_mask": torch.from_numpy(valid),
         }
 
 

@@ -24,14 +24,14 @@ from ..image_processing_depth_anything import IMAGENET_MEAN, IMAGENET_STD
 PATCH_SIZE = 14
 
 
-def _normalized_pixels(image: Image.Image) -> torch.Tensor:
+def normalized_pixels(image: Image.Image) -> torch.Tensor:
     """PIL RGB (S, S) -> (3, S, S) float32, scaled to [0, 1] then ImageNet-normalised."""
     array = np.asarray(image, dtype=np.float32) / 255.0  # (S, S, 3)
     array = (array - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # (3, S, S)
 
 
-def _nearest_resize(array: np.ndarray, size: int) -> np.ndarray:
+def nearest_resize(array: np.ndarray, size: int) -> np.ndarray:
     """Nearest-neighbour resize of a square (N, N) map to (size, size); depth is never interpolated across edges."""
     index = ((np.arange(size) + 0.5) * array.shape[0] / size).astype(np.int64)  # (size,) source rows/cols
     return array[index[:, None], index[None, :]]  # (size, size)
@@ -104,19 +104,22 @@ class DepthTransform:
         crop = image.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
         if flip:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-        out = {"pixel_values": _normalized_pixels(crop), "id": sample["id"]}
+        out = {"pixel_values": normalized_pixels(crop), "id": sample["id"]}
         if sample.get("depth") is not None:
-            depth = _nearest_resize(sample["depth"][top : top + side, left : left + side], self.size)  # (size, size)
+
+            def crop_map(array: np.ndarray) -> np.ndarray:  # (H, W) -> (size, size), the image's crop and flip
+                array = nearest_resize(array[top : top + side, left : left + side], self.size)
+                return np.ascontiguousarray(array[:, ::-1] if flip else array)
+
             sky = sample.get("sky_mask")
-            if sky is not None:
-                sky = _nearest_resize(sky[top : top + side, left : left + side], self.size)  # (size, size)
-            if flip:
-                depth = depth[:, ::-1]
-                sky = sky[:, ::-1] if sky is not None else None
-            disparity, valid = disparity_from_depth(depth, sample.get("depth_kind", "depth"), sky)
-            out["disparity"] = torch.from_numpy(np.ascontiguousarray(disparity))
-            out["valid_mask"] = torch.from_numpy(np.ascontiguousarray(valid))
+            out.update(self.target(crop_map(sample["depth"]), None if sky is None else crop_map(sky), sample))
         return out
+
+    def target(self, depth: np.ndarray, sky: np.ndarray | None, sample: dict) -> dict:
+        """The training target from the cropped (size, size) map: disparity normalised to [0, 1] and its valid mask
+        (a subclass keeps other units, e.g. `metric.MetricDepthTransform` keeps metres)."""
+        disparity, valid = disparity_from_depth(depth, sample.get("depth_kind", "depth"), sky)
+        return {"disparity": torch.from_numpy(disparity), "valid_mask": torch.from_numpy(valid)}
 
 
 def collate(samples: list[dict]) -> dict:
