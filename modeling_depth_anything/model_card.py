@@ -197,9 +197,12 @@ def _looks_like_hub_id(spec: str) -> bool:
 def model_index_results(results: dict[str, Any]) -> list[EvalResult]:
     """metrics.json content as `huggingface_hub.EvalResult` entries (one per benchmark and metric).
 
-    The protocol goes into `metric_config` (and the metric's display name) so that both protocols can coexist.
+    The protocol goes into `metric_config` (and the metric's display name) so that both protocols can coexist;
+    results without alignment (metric models scored in metres as predicted, `--alignment none`) say so there too.
     """
     protocol = results["protocol"]
+    if results.get("alignment") == "none":
+        protocol = f"{protocol}, no alignment"
     entries = []
     for name, result in results["benchmarks"].items():
         common = {
@@ -258,7 +261,8 @@ def evaluation_section(eval_results: list[EvalResult]) -> str:
         lines.append(f"| {dataset} | {protocol} | " + " | ".join(cells) + " |")
     return (
         "\n".join(lines) + "\n\nZero-shot, per-image least-squares scale and shift; protocols: `disparity` (Depth "
-        "Anything authors) or `depth` (MiDaS / Marigold)."
+        "Anything authors) or `depth` (MiDaS / Marigold). Rows marked `no alignment` score metric depth in metres as "
+        "predicted, without any scale or shift."
     )
 
 

@@ -73,7 +73,8 @@ def test_metric_run_resume_and_loading_routes(relative_folder, tmp_path):
     heldout = json.loads((output / "heldout_eval.json").read_text())
     assert len(heldout) == 5 and any(key.startswith("fine-tuned (2 steps)") for key in heldout)
     assert "Metric depth in metres" in (final / "README.md").read_text()
-    assert "Held-out synthetic rooms" in (final / "README.md").read_text()
+    card = (final / "README.md").read_text()
+    assert "Held-out synthetic rooms" in card and "model-index" in card and "depth, no alignment" in card
     assert "| untrained metric head |" in run.stdout
 
     # resume from the last checkpoint (step 2) for one more step

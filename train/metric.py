@@ -31,11 +31,14 @@ from modeling_depth_anything.data.metric import (
     open_metric_sources,
     synthetic_metric_stream,
 )
+from modeling_depth_anything.hub import push_folder
 from modeling_depth_anything.losses import silog_loss
+from modeling_depth_anything.model_card import update_model_card
 from modeling_depth_anything.training import TrainingRun, build_model, setup_training_accelerator
 from modeling_depth_anything.training.args import DataArguments, ModelArguments, TrainArguments, parse_args
 from modeling_depth_anything.training.metric import (
     build_metric_model,
+    heldout_results,
     heldout_rooms,
     heldout_table,
     load_or_compute,
@@ -138,7 +141,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"{metric_args.min_depth:g}-{max_depth:g} m:\n\n{table}\n"
             )
             print(table)
-        run.save_final(processor, card_notes=notes)
+        final = run.save_final(processor, card_notes=notes)
+        if heldout is not None and accelerator.is_main_process:
+            # The fine-tuned model's held-out scores into the card's model-index (as the evaluation runner writes
+            # them), then the card pushed again so that the Hub copy carries them too.
+            key = f"fine-tuned ({run.global_step} steps)"
+            update_model_card(
+                os.path.join(final, "README.md"), heldout_results(results[key], metric_args, synthetic_size)
+            )
+            if train_args.push_to_hub:
+                push_folder(final, train_args.hub_model_id, repo_type="model", private=train_args.hub_private)
     finally:
         accelerator.end_training()
 

@@ -118,6 +118,23 @@ def score_metres(predictions: list[np.ndarray], scenes: list[tuple], min_depth: 
     return {"num_scored": summary["num_evaluated"], **summary["metrics"]}
 
 
+def heldout_results(scores: dict, metric_args: MetricArguments, size: tuple[int, int]) -> dict:
+    """Held-out scores in the evaluation runner's metrics.json form (`model_card.update_model_card` takes it)."""
+    seed, (height, width) = metric_args.heldout_seed, size
+    return {
+        "protocol": "depth",
+        "alignment": "none",
+        "benchmarks": {
+            "synthetic_rooms": {
+                "kind": "synthetic",
+                "display_name": f"synthetic scenes (room, seed {seed}, {height}x{width})",
+                "split": f"seed-{seed}",
+                "metrics": scores,
+            }
+        },
+    }
+
+
 def heldout_table(results: dict[str, dict]) -> str:
     """Markdown table of `{row name: scores}` (AbsRel, δ1, RMSE in metres, SILog)."""
     lines = ["| model | AbsRel ↓ | δ1 ↑ | RMSE (m) ↓ | SILog ↓ |", "|---|---|---|---|---|"]
