@@ -430,10 +430,11 @@ def _sorted_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_shuffled_stream_with_workers_resumes_exactly(tmp_path, workers):
+@pytest.mark.parametrize("workers, buffer", [(0, 8), (2, 8), (2, 1)])
+def test_shuffled_stream_with_workers_resumes_exactly(tmp_path, workers, buffer):
     """Shuffle buffer on (a sorted folder must not train in order), decoded in 0 or 2 DataLoader workers: a stream
-    resumed from its JSON state yields exactly the batches of an uninterrupted one, across the end of a pass."""
+    resumed from its JSON state yields exactly the batches of an uninterrupted one, across the end of a pass. Buffer 8
+    resumes by re-reading raw rows, buffer 1 (shard order only) from `datasets`' state."""
     import json
 
     from modeling_depth_anything.data.sources import unlabelled_source
@@ -445,7 +446,7 @@ def test_shuffled_stream_with_workers_resumes_exactly(tmp_path, workers):
             {"images": unlabelled_source(folder)},
             batch_size=4,
             transforms=DepthTransform(size=14),
-            shuffle_buffer=8,
+            shuffle_buffer=buffer,
             seed=3,
             num_workers=workers,
         )
