@@ -6,7 +6,9 @@ unless `reduction="none"` is asked for. Conventions shared by all of them:
 
 - Non-finite target values (NaN, +-inf) are always treated as invalid, whatever the mask says, so broken labels
   never poison the loss. Non-finite *prediction* values at valid pixels are not masked: they make the loss NaN on
-  purpose, so that a diverging run is noticed and stopped by the training loop.
+  purpose (with `reduction="none"`, the affected samples' entries), so that a diverging run is noticed and stopped by
+  the training loop. Trimming never drops them, and neither does a pixel without valid neighbours in the
+  gradient-matching term.
 - Statistics are computed in float32 (float64 inputs stay float64), so the functions are safe under bf16/fp16
   autocast; the returned loss has that computation dtype.
 - A sample without a valid pixel contributes 0 and gets finite (zero) gradients; a batch without a valid pixel
@@ -97,6 +99,22 @@ def _prepare(
     return prediction.to(dtype), target, valid
 
 
+def _nan_if_non_finite(
+    loss: torch.Tensor, prediction: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`loss` made NaN where `prediction` is non-finite at a valid pixel (module docstring); `None` = all valid.
+
+    Per sample for a `(batch,)` loss, for the whole batch for a scalar one. The NaN is *added*, so the gradients that
+    `loss` carries are unchanged (they are NaN themselves wherever the prediction is).
+    """
+    non_finite = ~torch.isfinite(prediction)
+    bad = (non_finite if valid is None else valid & non_finite).flatten(1).any(dim=1)  # (batch,)
+    if loss.dim() == 0:
+        bad = bad.any()
+    nan = torch.full((), float("nan"), dtype=loss.dtype, device=loss.device)
+    return loss + torch.where(bad, nan, torch.zeros((), dtype=loss.dtype, device=loss.device))
+
+
 def _normalize(disparity: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """(d - t(d)) / s(d) per image over the valid pixels; invalid pixels are set to 0.
 
@@ -158,8 +176,13 @@ def _kept_sums(pixel_loss: torch.Tensor, valid: torch.Tensor, trim: float) -> tu
     # 7.000000000000001 in float64, and (1 - 0.1) * 70 is 63.00000000000001, which a plain ceil turns into 64).
     dropped = torch.floor(trim * count.to(torch.float64) + 1e-6).to(torch.int64)
     kept = torch.maximum(count - dropped, count.clamp(max=1))  # (batch,)
+    # Sort keys: invalid pixels last (+inf), non-finite losses at valid pixels first (-inf), so that trimming can
+    # never drop them: a NaN sorts last and would be trimmed away, leaving a finite loss over NaN gradients.
     infinity = torch.full((), float("inf"), dtype=pixel_loss.dtype, device=pixel_loss.device)
-    sorted_loss, _ = torch.where(valid_flat, loss_flat, infinity).sort(dim=1)  # (batch, height * width) ascending
+    keys = torch.where(torch.isfinite(loss_flat), loss_flat, -infinity)
+    keys = torch.where(valid_flat, keys, infinity)  # (batch, height * width)
+    order = keys.argsort(dim=1)  # (batch, height * width) ascending
+    sorted_loss = torch.where(valid_flat, loss_flat, torch.zeros_like(loss_flat)).gather(1, order)
     rank = torch.arange(sorted_loss.shape[1], device=pixel_loss.device)  # (height * width,)
     keep = rank.unsqueeze(0) < kept.unsqueeze(1)  # (batch, height * width)
     sums = torch.where(keep, sorted_loss, torch.zeros_like(sorted_loss)).sum(dim=1)
@@ -251,7 +274,7 @@ def scale_and_shift_invariant_loss(
     prediction, target, valid = _prepare(prediction, target, mask)
     pixel_loss = (_normalize(prediction, valid) - _normalize(target, valid)).abs()  # (batch, height, width)
     sums, counts = _kept_sums(pixel_loss, valid, trim)
-    return _reduce(sums, counts, reduction)
+    return _nan_if_non_finite(_reduce(sums, counts, reduction), prediction, valid)
 
 
 def gradient_matching_loss(
@@ -277,7 +300,8 @@ def gradient_matching_loss(
     if isinstance(scales, bool) or not isinstance(scales, int) or scales < 1:
         raise ValueError(f"scales must be a positive integer, got {scales!r}")
     prediction, target, valid = _prepare(prediction, target, mask)
-    return _gradient_matching(_normalize(prediction, valid), _normalize(target, valid), valid, scales)
+    loss = _gradient_matching(_normalize(prediction, valid), _normalize(target, valid), valid, scales)
+    return _nan_if_non_finite(loss, prediction, valid)
 
 
 def depth_loss(
@@ -312,7 +336,7 @@ def depth_loss(
     loss = _reduce(*_kept_sums(pixel_loss, valid, trim), reduction="mean")
     if gradient_weight > 0:
         loss = loss + gradient_weight * _gradient_matching(prediction_normalized, target_normalized, valid, scales=4)
-    return loss
+    return _nan_if_non_finite(loss, prediction, valid)
 
 
 def cutmix_loss(
@@ -369,7 +393,8 @@ def feature_alignment_loss(
     Per patch token, 1 - cos(f, f') between the student encoder's feature f and the frozen DINOv2 feature f'.
     Tokens whose cosine similarity is already above `margin` (alpha) are excluded: they add nothing to the loss and
     receive no gradient. The loss is the mean over the remaining tokens of the whole batch, and 0 (with a `grad_fn`)
-    when none remains. `frozen_features` is detached. Cosine uses eps 1e-8 on the norms, computed in float32.
+    when none remains; NaN if any student feature is non-finite (module docstring). `frozen_features` is detached.
+    Cosine uses eps 1e-8 on the norms, computed in float32.
 
     Args:
         student_features (`torch.Tensor` of shape `(batch, num_tokens, channels)`): student patch tokens (no CLS).
@@ -400,7 +425,8 @@ def feature_alignment_loss(
     keep = cosine.detach() <= margin  # (batch, num_tokens); NaN cosines are kept so they surface in the loss
     keep = keep | torch.isnan(cosine.detach())
     token_loss = torch.where(keep, 1 - cosine, torch.zeros_like(cosine))
-    return token_loss.sum() / keep.sum().clamp(min=1)
+    loss = token_loss.sum() / keep.sum().clamp(min=1)
+    return _nan_if_non_finite(loss, student)  # non-finite student features: NaN, even where the cosine would not be
 
 
 def silog_loss(

@@ -12,6 +12,7 @@ from modeling_depth_anything.losses import (
     gradient_matching_loss,
     normalize_disparity,
     scale_and_shift_invariant_loss,
+    silog_loss,
 )
 
 # 1 x 2 x 2 maps computed by hand (lower median, as torch.median):
@@ -320,6 +321,84 @@ def test_nan_prediction_is_not_hidden():
     prediction, target = random_maps()
     prediction[0, 1, 1] = float("nan")
     assert torch.isnan(scale_and_shift_invariant_loss(prediction, target, trim=0.1))
+
+
+MAP_LOSSES = {
+    "ssi": lambda p, t, m: scale_and_shift_invariant_loss(p, t, m),
+    "ssi_trim": lambda p, t, m: scale_and_shift_invariant_loss(p, t, m, trim=0.1),
+    "ssi_trim_none": lambda p, t, m: scale_and_shift_invariant_loss(p, t, m, trim=0.1, reduction="none")[0],
+    "gradient": lambda p, t, m: gradient_matching_loss(p, t, m),
+    "depth": lambda p, t, m: depth_loss(p, t, m, gradient_weight=2.0),
+    "depth_trim": lambda p, t, m: depth_loss(p, t, m, gradient_weight=2.0, trim=0.1),
+    "cutmix_trim_inside": lambda p, t, m: cutmix_loss(p, t, t * 2, _box(p), m, trim=0.1),
+    "cutmix_trim_outside": lambda p, t, m: cutmix_loss(p, t * 2, t, ~_box(p), m, trim=0.1),
+    "cutmix_trim_none": lambda p, t, m: cutmix_loss(p, t, t * 2, _box(p), m, trim=0.1, reduction="none")[0],
+    "silog": lambda p, t, m: silog_loss(p, t, m),
+    "silog_lambda0_none": lambda p, t, m: silog_loss(p, t, m, lambd=0.0, reduction="none")[0],
+}
+
+
+def _box(prediction):
+    """A CutMix box around pixel (0, 2, 3), the pixel the tests below break."""
+    box = torch.zeros(prediction.shape, dtype=torch.bool)
+    box[:, 1:4, 2:5] = True
+    return box
+
+
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), float("nan")])
+@pytest.mark.parametrize("loss_name", sorted(MAP_LOSSES))
+def test_non_finite_prediction_at_a_valid_pixel_makes_every_loss_nan(loss_name, value):
+    """Issue 12 item 7: with trim 0.1, a +-inf prediction at one valid pixel gave a finite loss (its inf/inf = NaN
+    pixel loss sorted last and was trimmed away) over NaN gradients, so the run went on with broken weights."""
+    prediction, target = random_maps(height=8, width=8)
+    mask = torch.ones(prediction.shape, dtype=torch.bool)
+    prediction[0, 2, 3] = value
+    prediction.requires_grad_(True)
+    loss = MAP_LOSSES[loss_name](prediction, target, mask)
+    assert torch.isnan(loss), f"{loss_name} with {value} at a valid pixel gave {loss.item()}"
+
+
+@pytest.mark.parametrize("loss_name", sorted(MAP_LOSSES))
+def test_non_finite_prediction_at_an_invalid_pixel_changes_nothing(loss_name):
+    prediction, target = random_maps(height=8, width=8)
+    mask = torch.ones(prediction.shape, dtype=torch.bool)
+    mask[0, 2, 3] = False
+    reference = MAP_LOSSES[loss_name](prediction, target, mask)
+    broken = prediction.clone()
+    broken[0, 2, 3] = float("inf")
+    broken.requires_grad_(True)
+    loss = MAP_LOSSES[loss_name](broken, target, mask)
+    torch.testing.assert_close(loss, reference)
+    (grad,) = torch.autograd.grad(loss, broken)
+    assert torch.isfinite(grad).all()
+
+
+def test_non_finite_prediction_makes_only_its_own_sample_nan_per_sample():
+    prediction, target = random_maps(batch=3, height=8, width=8)
+    prediction[1, 0, 0] = float("inf")
+    per_sample = scale_and_shift_invariant_loss(prediction, target, trim=0.1, reduction="none")
+    assert torch.isnan(per_sample[1]) and torch.isfinite(per_sample[[0, 2]]).all()
+    per_sample = cutmix_loss(prediction, target, target, _box(prediction), trim=0.1, reduction="none")
+    assert torch.isnan(per_sample[1]) and torch.isfinite(per_sample[[0, 2]]).all()
+
+
+def test_gradient_matching_sees_a_non_finite_pixel_without_valid_neighbours():
+    """A valid pixel whose neighbours are all invalid enters no gradient pair; its inf must still show."""
+    prediction, target = random_maps(height=8, width=8)
+    mask = torch.ones(prediction.shape, dtype=torch.bool)
+    mask[0, 1:6, 1:6] = False
+    mask[0, 3, 3] = True  # isolated at every scale
+    prediction[0, 3, 3] = float("inf")
+    assert torch.isnan(gradient_matching_loss(prediction, target, mask))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_student_features_make_feature_alignment_nan(value):
+    frozen = torch.randn(2, 5, 8)
+    for margin in (0.85, -2.0):  # tokens kept, and every token excluded by the margin
+        student = (frozen * 3.0).clone()
+        student[1, 2, 4] = value
+        assert torch.isnan(feature_alignment_loss(student, frozen, margin=margin))
 
 
 # --- dtypes and input validation --------------------------------------------------------------------------------------
