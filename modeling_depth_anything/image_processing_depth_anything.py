@@ -8,10 +8,21 @@ Example: a 300x200 (W x H) image becomes 518x784 (H x W) with "lower_bound" and 
 
 Saved as `preprocessor_config.json` with `image_processor_type: "DPTImageProcessor"` plus an `auto_map`: plain
 transformers then loads its DPT processor ("minimal" policy) and `trust_remote_code=True` loads this class (facts §8).
+`save_pretrained` also writes an empty `video_preprocessor_config.json`: without it, transformers'
+`AutoVideoProcessor` (which `pipeline()` always tries) reads `preprocessor_config.json`, derives a remote
+`DepthAnythingVideoProcessor` from the `AutoImageProcessor` entry of its `auto_map`, and asks "Do you wish to run the
+custom code? [y/N]" on the plain route (transformers 5.24, `video_processing_auto.py`). The video lookup reads that
+file first, finds neither a class nor an `auto_map`, and fails quietly, as it does for transformers' own DPT folders.
+
+Float images must hold intensities in [0, 1] (uint8 covers 0-255, uint16 0-65535); a float image outside that range
+(e.g. 0-255 values in a float array, or already normalised pixels) is rejected with a `ValueError`. Unlike
+transformers' `DPTImageProcessor`, which divides every input by 255 when `do_rescale=True` and warns only about
+inputs that look already rescaled, the scale of an input here follows from its dtype alone.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -22,12 +33,17 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_base import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
+from transformers.utils import VIDEO_PROCESSOR_NAME
+
+logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_POLICIES = ("lower_bound", "minimal")
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 MIN_IMAGE_SIDE = 14  # one patch: anything smaller carries no depth information
+# Float images hold intensities in [0, 1]; this much rounding error (e.g. from a float resize) is tolerated.
+FLOAT_RANGE_TOLERANCE = 1e-3
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
@@ -64,6 +80,8 @@ def to_rgb_float(image: Any) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
+        if image.is_floating_point() and image.dtype not in (torch.float16, torch.float32, torch.float64):
+            image = image.float()  # bfloat16 and the float8 types have no numpy counterpart
         if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
             image = image.permute(1, 2, 0)  # (height, width, channels)
         image = image.numpy()
@@ -81,6 +99,12 @@ def to_rgb_float(image: Any) -> np.ndarray:
         array = image.astype(np.float32)
         if not np.isfinite(array).all():
             raise ValueError("image array contains NaN or inf")
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if low < -FLOAT_RANGE_TOLERANCE or high > 1 + FLOAT_RANGE_TOLERANCE:
+            raise ValueError(
+                f"float image values must be in [0, 1], got [{low:.4g}, {high:.4g}]; pass 0-255 images as uint8 "
+                "(or divide by 255), 0-65535 as uint16, and raw (not normalised) pixels"
+            )
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
     array = array[..., :3]  # drop alpha
@@ -173,6 +197,27 @@ class DepthAnythingImageProcessor(BaseImageProcessor):
             do_pad=False,
         )
         return output
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> list[str]:
+        """`BaseImageProcessor.save_pretrained` plus an empty `video_preprocessor_config.json` (module docstring).
+
+        An existing `video_preprocessor_config.json` (a real video processor saved to the same folder) is kept.
+        """
+        if push_to_hub:
+            # Upload after every file is written (the base class would snapshot the folder before the stub exists).
+            repo_id = kwargs.pop("repo_id", os.fspath(save_directory).rstrip(os.sep).split(os.sep)[-1])
+            files = self.save_pretrained(save_directory)
+            self.push_to_hub(repo_id, **kwargs)
+            return files
+        files = super().save_pretrained(save_directory, **kwargs)
+        stub = os.path.join(save_directory, VIDEO_PROCESSOR_NAME)
+        if os.path.exists(stub):
+            logger.info("%s exists; kept (no video-processor stub written)", stub)
+        else:
+            with open(stub, "w", encoding="utf-8") as file:
+                file.write("{}\n")
+            files.append(stub)
+        return files
 
     def resize_image(self, image: np.ndarray) -> np.ndarray:
         """Resize one float (height, width, 3) image according to `resize_policy`."""

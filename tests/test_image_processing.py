@@ -144,3 +144,46 @@ def test_save_load_and_plain_transformers_loading(tmp_path):
     image = rgb(300, 200)
     torch.testing.assert_close(plain(image, return_tensors="pt")["pixel_values"], loaded(image)["pixel_values"],
                                atol=1e-6, rtol=0)
+
+
+def test_float_images_outside_unit_range_are_rejected():
+    """Issue 12 item 9: a float image holding 0-255 values was taken as [0, 1] intensities without a word."""
+    processor = DepthAnythingImageProcessor(do_resize=False)
+    base = np.random.default_rng(0).integers(0, 256, (28, 42, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got \[0, 255\].*uint8"):
+        processor(base.astype(np.float32))
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        processor(torch.from_numpy(base).permute(2, 0, 1).double())  # CHW float tensor in 0-255
+    normalised = (base / 255.0 - 0.45) / 0.225  # already normalised pixels: negative values
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got \[-2"):
+        processor(normalised.astype(np.float32))
+    # In range (and within rounding error of it) they are the same as the uint8 image.
+    reference = processor(base)["pixel_values"]
+    torch.testing.assert_close(processor((base / 255.0).astype(np.float32))["pixel_values"], reference)
+    nudged = (base / 255.0).astype(np.float32)
+    nudged[0, 0, 0], nudged[0, 0, 1] = 1.0005, -0.0005
+    assert processor(nudged)["pixel_values"].shape == reference.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_tensors_are_accepted(dtype):
+    """Issue 12 item 9: a bfloat16 tensor failed inside torch (`.numpy()` has no bfloat16) with a TypeError."""
+    processor = DepthAnythingImageProcessor(size=28)
+    image = torch.rand(3, 28, 42)
+    expected = processor(image.to(dtype).float())["pixel_values"]
+    pixel_values = processor(image.to(dtype))["pixel_values"]
+    assert pixel_values.dtype == torch.float32
+    torch.testing.assert_close(pixel_values, expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        processor((image * 255).to(dtype))
+
+
+def test_save_writes_an_empty_video_processor_config(tmp_path):
+    """transformers' AutoVideoProcessor reads video_preprocessor_config.json before preprocessor_config.json; an empty
+    one keeps it from deriving a remote video processor from our auto_map (tests/test_pipeline.py runs the routes)."""
+    files = DepthAnythingImageProcessor().save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "video_preprocessor_config.json").read_text()) == {}
+    assert str(tmp_path / "video_preprocessor_config.json") in files
+    # The image processor's own file still carries the auto_map that trust_remote_code=True follows.
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["auto_map"]["AutoImageProcessor"].endswith("DepthAnythingImageProcessor")
