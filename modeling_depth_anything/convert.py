@@ -7,9 +7,12 @@ Accepts the original `.pth` files (V1 S/B/L, V2 S/B/L/G, V2 metric indoor/outdoo
 transformers-format folder. The size comes from the weights' shapes. V1 and V2, and relative and metric, have
 identical keys and shapes (only the tapped blocks and the final activation differ), so those come from the file name
 (`depth_anything_vits14` = V1, `depth_anything_v2_*` = V2, `*metric_hypersim*` = metric indoor, max 20 m,
-`*metric_vkitti*` = metric outdoor, max 80 m); `--preset` (and `--metric`/`--max-depth`) override. Every key of the
-input must be consumed and every parameter of the model filled, or the conversion fails listing all offenders.
-`.pth` files are read with `torch.load(weights_only=True)`: no code in them runs.
+`*metric_vkitti*` = metric outdoor, max 80 m); `--preset` (and `--metric`/`--max-depth`) override. An explicit
+`--preset` replaces the detection of size and version altogether, so it also converts widths no release has (e.g.
+`--preset tiny`, 192 wide). Every key of the input must be consumed and every parameter of the model filled, with
+the shape the architecture needs, or the conversion fails listing the offenders under the checkpoint's own key names
+(the first 10 of each kind, and how many there are). `.pth` files are read with `torch.load(weights_only=True)`: no
+code in them runs. Unreadable files fail with a one-line error that names the file (exit status 2 from the CLI).
 
 Key mapping (facts §2): `attn.qkv` splits row-wise into query/key/value; `refinenet k` <-> fusion layer `4 - k`;
 `layerK_rn` <-> `neck.convs.K-1`; `output_conv2.0/.2` <-> `head.conv2/conv3`; `ls*.gamma` <-> `layer_scale*.lambda1`;
@@ -25,6 +28,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .configuration_depth_anything import PRESETS, DepthAnythingConfig
@@ -34,6 +38,8 @@ from .modeling_depth_anything import DepthAnythingForDepthEstimation
 logger = logging.getLogger(__name__)
 
 WIDTH_TO_SIZE = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
+POSITION_EMBEDDING_KEYS = ("pretrained.pos_embed", "backbone.embeddings.position_embeddings")
+MAX_LISTED = 10  # offenders listed per kind in a mismatch error (their number is always given)
 # Licences of the released weights (facts §7); V1 was released under Apache-2.0 for all sizes.
 LICENSES = {"v1": "apache-2.0", "v2-small": "apache-2.0", "v2-base": "cc-by-nc-4.0", "v2-large": "cc-by-nc-4.0",
             "v2-giant": "cc-by-nc-4.0"}
@@ -97,25 +103,49 @@ def _rename_original(key: str) -> str | None:
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Unwrap `{"model": sd}` / `{"state_dict": sd}` and `model.` / `module.` key prefixes."""
+    return _split_prefix(state_dict)[1]
+
+
+def _split_prefix(state_dict: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """(the key prefix stripped, e.g. "module.", the unwrapped state dict); see `strip_prefixes`."""
     for wrapper in ("model", "state_dict", "module"):
         if isinstance(state_dict.get(wrapper), dict):
             state_dict = state_dict[wrapper]
+    stripped = ""
     for prefix in ("module.", "model."):
         if state_dict and all(key.startswith(prefix) for key in state_dict):
             state_dict = {key[len(prefix):]: value for key, value in state_dict.items()}
-    return state_dict
+            stripped += prefix
+    return stripped, state_dict
+
+
+def encoder_width(state_dict: dict[str, torch.Tensor], filename: str = "") -> int:
+    """The encoder width, read from the position embedding (the last dimension)."""
+    for key in POSITION_EMBEDDING_KEYS:
+        if key in state_dict:
+            return int(state_dict[key].shape[-1])
+    raise ValueError(f"{filename or 'checkpoint'}: no position embedding found; is this a Depth Anything checkpoint?")
+
+
+def metric_overrides(filename: str = "") -> dict:
+    """Config overrides for a metric head, from the file name (`*hypersim*`/`*indoor*`, `*vkitti*`/`*outdoor*`)."""
+    name = os.path.basename(str(filename)).lower()
+    if "hypersim" in name or "indoor" in name:
+        return {"depth_estimation_type": "metric", "max_depth": 20}
+    if "vkitti" in name or "outdoor" in name:
+        return {"depth_estimation_type": "metric", "max_depth": 80}
+    return {}
 
 
 def detect_preset(state_dict: dict[str, torch.Tensor], filename: str = "") -> tuple[str, dict]:
     """(preset name, config overrides) from the weights' shapes and the file name; see the module docstring."""
-    for key in ("pretrained.pos_embed", "backbone.embeddings.position_embeddings"):
-        if key in state_dict:
-            width = state_dict[key].shape[-1]
-            break
-    else:
-        raise ValueError(f"{filename or 'checkpoint'}: no position embedding found; is this a Depth Anything checkpoint?")
+    width = encoder_width(state_dict, filename)
     if width not in WIDTH_TO_SIZE:
-        raise ValueError(f"{filename or 'checkpoint'}: unknown encoder width {width}; pass --preset")
+        same_width = [name for name, values in PRESETS.items() if values["hidden_size"] == width]
+        hint = f" (presets {width} wide: {', '.join(same_width)})" if same_width else ""
+        raise ValueError(
+            f"{filename or 'checkpoint'}: encoder width {width} matches no released model; pass --preset{hint}"
+        )
     name = os.path.basename(str(filename)).lower()
     version = "v1" if re.search(r"depth_anything_vit[sbl]14|depth-anything-(small|base|large)", name) else "v2"
     if version == "v2" and not re.search(r"v2", name):
@@ -123,12 +153,7 @@ def detect_preset(state_dict: dict[str, torch.Tensor], filename: str = "") -> tu
     size = WIDTH_TO_SIZE[width]
     if version == "v1" and size == "giant":
         raise ValueError(f"{filename}: V1 has no giant model")
-    overrides: dict = {}
-    if "hypersim" in name or "indoor" in name:
-        overrides = dict(depth_estimation_type="metric", max_depth=20)
-    elif "vkitti" in name or "outdoor" in name:
-        overrides = dict(depth_estimation_type="metric", max_depth=80)
-    return f"{version}-{size}", overrides
+    return f"{version}-{size}", metric_overrides(filename)
 
 
 def original_to_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -139,7 +164,7 @@ def original_to_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, t
         qkv = re.fullmatch(r"pretrained\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
         if qkv:
             block, kind = qkv.groups()
-            for name, chunk in zip(("query", "key", "value"), value.chunk(3, dim=0)):  # rows: q, k, v
+            for name, chunk in zip(("query", "key", "value"), value.chunk(3, dim=0), strict=True):  # rows: q, k, v
                 converted[f"backbone.encoder.layer.{block}.attention.attention.{name}.{kind}"] = chunk.clone()
             continue
         new_key = _rename_original(key)
@@ -199,6 +224,22 @@ def _invert_key(key: str) -> str:
     raise ValueError(f"no original name for key {key!r}")
 
 
+def memory_to_file(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of `file_to_memory`: transformers 5's in-memory names -> the transformers-format file keys."""
+    files, gates = {}, {}
+    for key, value in state_dict.items():
+        if ".mlp.gate_proj." in key or ".mlp.up_proj." in key:
+            gates.setdefault(key.replace("mlp.gate_proj", "mlp.weights_in").replace("mlp.up_proj", "mlp.weights_in"),
+                             {})["gate" if ".mlp.gate_proj." in key else "up"] = value
+            continue
+        for old, new in _FILE_TO_MEMORY:
+            key = key.replace(new, old)
+        files[key] = value
+    for key, parts in gates.items():
+        files[key] = torch.cat([parts["gate"], parts["up"]])  # gate rows first, as DINOv2's w12
+    return files
+
+
 def file_to_memory(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers-format file keys -> the in-memory names of transformers 5 (q_proj, gate_proj, ...)."""
     memory = {}
@@ -225,10 +266,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path}: folder holds no .safetensors weights")
         state_dict = {}
         for file in files:
-            state_dict.update(load_file(file))
+            state_dict.update(_load_safetensors(file))
         return state_dict
     if path.suffix == ".safetensors":
-        return load_file(path)
+        return _load_safetensors(path)
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for unreadable / unsafe files
@@ -238,32 +279,86 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except SafetensorError as error:
+        raise ValueError(f"{path}: not a readable .safetensors file ({error})") from error
+
+
 def convert_state_dict(
     state_dict: dict[str, torch.Tensor], filename: str = "", preset: str | None = None, **overrides
 ) -> DepthAnythingForDepthEstimation:
-    """In memory: an original or transformers-format state dict -> a loaded `DepthAnythingForDepthEstimation`."""
-    state_dict = strip_prefixes(state_dict)
-    detected, detected_overrides = detect_preset(state_dict, filename)
-    config = DepthAnythingConfig.from_preset(preset or detected, **{**detected_overrides, **overrides})
+    """In memory: an original or transformers-format state dict -> a loaded `DepthAnythingForDepthEstimation`.
+
+    Without `preset`, size and version are detected (`detect_preset`); with it, the preset alone defines the
+    architecture (the file name still marks metric heads) and the weights are checked against it.
+    """
+    prefix, state_dict = _split_prefix(state_dict)
+    name = filename or "checkpoint"
+    encoder_width(state_dict, filename)  # fails early on something that is no Depth Anything checkpoint at all
+    if preset is None:
+        preset, detected_overrides = detect_preset(state_dict, filename)
+    else:
+        detected_overrides = metric_overrides(filename)
+    config = DepthAnythingConfig.from_preset(preset, **{**detected_overrides, **overrides})
+    model = DepthAnythingForDepthEstimation(config)
+    block_key = re.compile(r"(?:pretrained\.blocks|backbone\.encoder\.layer)\.(\d+)\.")
+    blocks = {match.group(1) for key in state_dict if (match := block_key.match(key))}
+    headline = (
+        f"{name} ({encoder_width(state_dict)} wide, {len(blocks)} blocks) does not fit preset {preset} "
+        f"({config_name(config)})"
+    )
+    _check_fits(state_dict, model, headline, prefix)
     if any(key.startswith("pretrained.") for key in state_dict):
         state_dict = original_to_transformers(state_dict)
-    model = DepthAnythingForDepthEstimation(config)
-    memory = file_to_memory(state_dict)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(memory))
-    unexpected = sorted(set(memory) - set(expected))
-    wrong = sorted(k for k in set(memory) & set(expected) if memory[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{filename or 'checkpoint'} does not fit preset {config_name(config)}: "
-            f"missing {missing}, unexpected {unexpected}, wrong shape {wrong}"
-        )
-    model.load_state_dict(memory, strict=True)
+    model.load_state_dict(file_to_memory(state_dict), strict=True)
     return model.eval()
 
 
+def _check_fits(state_dict: dict[str, torch.Tensor], model: torch.nn.Module, headline: str, prefix: str = "") -> None:
+    """Compares the checkpoint with what `model` needs, in the checkpoint's own layout and key names.
+
+    Raises a `ValueError` listing keys without a place in the model, weights the model needs but the checkpoint
+    lacks, and weights of the wrong shape (checkpoint shape and needed shape), each with its count.
+    """
+    expected = {key: value.shape for key, value in model.state_dict().items()}  # in-memory names
+    layout = "in-memory"
+    if not any(".q_proj." in key or ".gate_proj." in key for key in state_dict):
+        expected = {key: value.shape for key, value in memory_to_file(model.state_dict()).items()}
+        layout = "transformers-format"
+        if any(key.startswith("pretrained.") for key in state_dict):
+            expected = {key: value.shape for key, value in transformers_to_original(memory_to_file(
+                model.state_dict())).items()}
+            layout = "original"
+    # In the checkpoint's order (the model's for missing keys): embeddings first, where a width mismatch shows.
+    unexpected = [key for key in state_dict if key not in expected]
+    missing = [key for key in expected if key not in state_dict]
+    wrong = [
+        f"{prefix}{key} is {tuple(state_dict[key].shape)}, the model needs {tuple(expected[key])}"
+        for key in state_dict
+        if key in expected and tuple(state_dict[key].shape) != tuple(expected[key])
+    ]
+    problems = []
+    if unexpected:
+        problems.append(f"{len(unexpected)} checkpoint keys have no place in the model: {_listed(unexpected, prefix)}")
+    if missing:
+        problems.append(f"{len(missing)} weights missing from the checkpoint: {_listed(missing, prefix)}")
+    if wrong:
+        problems.append(f"{len(wrong)} weights of the wrong shape: {_listed(wrong)}")
+    if problems:
+        raise ValueError(f"{headline}; {layout} keys: " + "; ".join(problems))
+
+
+def _listed(items: list[str], prefix: str = "") -> str:
+    shown = ", ".join(f"{prefix}{item}" for item in items[:MAX_LISTED])
+    return shown + (f", ... ({len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else "")
+
+
 def config_name(config: DepthAnythingConfig) -> str:
-    return f"{config.backbone_config.hidden_size}-wide, out_indices {list(config.backbone_config.out_indices)}"
+    backbone = config.backbone_config
+    out_indices = list(backbone.out_indices)
+    return f"{backbone.hidden_size} wide, {backbone.num_hidden_layers} blocks, out_indices {out_indices}"
 
 
 def preset_of(config: DepthAnythingConfig) -> str:
@@ -287,15 +382,22 @@ def convert(
     checkpoint: str | os.PathLike, output_dir: str | os.PathLike, preset: str | None = None, **overrides
 ) -> Path:
     """Convert `checkpoint` and write a `from_pretrained` folder: safetensors, config, processor, model card."""
-    from .model_card import make_model_card
+    from .model_card import card_model_name, make_model_card
 
     model = load_checkpoint(checkpoint, preset=preset, **overrides)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
-    DepthAnythingImageProcessor().save_pretrained(output_dir)
+    processor = DepthAnythingImageProcessor()
+    processor.save_pretrained(output_dir)
     name = preset_of(model.config)
     license_id = LICENSES.get(name, LICENSES.get(name.split("-")[0], "other"))
-    card = make_model_card(model.config, license=license_id, source=f"converted from {Path(checkpoint).name}")
+    card = make_model_card(
+        model.config,
+        license=license_id,
+        model_name=card_model_name(output_dir),
+        processor=processor,
+        source=f"Converted from `{Path(checkpoint).name}`.",
+    )
     card.save(output_dir / "README.md")
     logger.info("wrote %s", output_dir)
     return output_dir
@@ -305,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modeling_depth_anything.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="original .pth, transformers .safetensors, or folder")
     parser.add_argument("--output", required=True, help="folder to write (from_pretrained layout)")
-    parser.add_argument("--preset", default=None, help="override the detected architecture, e.g. v1-small")
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                        help="the architecture, instead of detecting it (e.g. v1-small, or tiny for a 192-wide model)")
     parser.add_argument("--metric", choices=["indoor", "outdoor"], default=None, help="force a metric head")
     parser.add_argument("--max-depth", type=float, default=None, help="metric head's maximum depth in metres")
     parser.add_argument("--interpolation", choices=["original", "transformers"], default=None,
@@ -314,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     overrides: dict = {}
     if args.metric:
-        overrides = dict(depth_estimation_type="metric", max_depth=20 if args.metric == "indoor" else 80)
+        overrides = {"depth_estimation_type": "metric", "max_depth": 20 if args.metric == "indoor" else 80}
     if args.max_depth is not None:
         overrides.update(depth_estimation_type="metric", max_depth=args.max_depth)
     if args.interpolation:

@@ -1,5 +1,7 @@
 """Conversion of original-layout checkpoints (random weights, keys built here from the published key names)."""
 
+import re
+
 import pytest
 import torch
 
@@ -81,7 +83,7 @@ def original_state_dict(width, depth, neck, fusion, swiglu=False, mlp_ratio=4, p
     return sd
 
 
-SMALL = dict(width=384, depth=12, neck=[48, 96, 192, 384], fusion=64)
+SMALL = {"width": 384, "depth": 12, "neck": [48, 96, 192, 384], "fusion": 64}
 
 
 @pytest.mark.parametrize(
@@ -127,9 +129,9 @@ def test_qkv_split_and_refinenet_order():
 @pytest.mark.parametrize(
     "preset, kwargs",
     [
-        ("v1-base", dict(width=768, depth=12, neck=[96, 192, 384, 768], fusion=128)),
-        ("v2-large", dict(width=1024, depth=24, neck=[256, 512, 1024, 1024], fusion=256)),
-        ("v2-giant", dict(width=1536, depth=40, neck=[1536] * 4, fusion=384, swiglu=True)),
+        ("v1-base", {"width": 768, "depth": 12, "neck": [96, 192, 384, 768], "fusion": 128}),
+        ("v2-large", {"width": 1024, "depth": 24, "neck": [256, 512, 1024, 1024], "fusion": 256}),
+        ("v2-giant", {"width": 1536, "depth": 40, "neck": [1536] * 4, "fusion": 384, "swiglu": True}),
     ],
 )
 def test_large_original_checkpoints_convert(preset, kwargs):
@@ -143,7 +145,7 @@ def test_large_original_checkpoints_convert(preset, kwargs):
 
 def test_giant_swiglu_layout_at_reduced_depth():
     """V2-G's SwiGLU keys (w12 -> gate/up halves, w3 -> down) convert and run, at 4 blocks to stay fast."""
-    kwargs = dict(width=1536, depth=4, neck=[1536] * 4, fusion=384, swiglu=True)
+    kwargs = {"width": 1536, "depth": 4, "neck": [1536] * 4, "fusion": 384, "swiglu": True}
     sd = original_state_dict(**kwargs)
     model = convert_state_dict(sd, filename="depth_anything_v2_vitg.pth", preset="v2-giant", num_hidden_layers=4,
                                out_indices=[1, 2, 3, 4])
@@ -160,11 +162,12 @@ def test_unconsumed_and_missing_keys_are_all_listed():
     sd = original_state_dict(**SMALL)
     sd["pretrained.extra_token"] = torch.zeros(1)
     sd["depth_head.readout.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"2 checkpoint keys.*depth_head.readout.weight.*pretrained.extra_token"):
+    with pytest.raises(ValueError, match=r"2 checkpoint keys.*pretrained.extra_token, depth_head.readout.weight"):
         convert_state_dict(sd, filename="depth_anything_v2_vits.pth")
     sd = original_state_dict(**SMALL)
     del sd["pretrained.norm.weight"], sd["depth_head.scratch.refinenet1.out_conv.bias"]
-    with pytest.raises(ValueError, match=r"missing.*backbone.layernorm.weight.*neck.fusion_stage.layers.3.projection.bias"):
+    # Named as the checkpoint names them (original layout), not by the model's parameter names.
+    with pytest.raises(ValueError, match=r"2 weights missing.*: pretrained.norm.weight, .*refinenet1.out_conv.bias"):
         convert_state_dict(sd, filename="depth_anything_v2_vits.pth")
 
 
@@ -207,3 +210,85 @@ def test_preset_override_beats_detection():
     model = convert_state_dict(sd, filename="weights.pth", preset="v1-small")
     assert list(model.config.backbone_config.out_indices) == [9, 10, 11, 12]
     assert isinstance(model.config, DepthAnythingConfig)
+
+
+# The "tiny" preset: no release is this wide.
+TINY = {"width": 192, "depth": 4, "neck": [24, 48, 96, 192], "fusion": 32}
+
+
+def run_main(argv, capsys):
+    """convert's CLI: (exit status, stderr); errors must be one line, never a traceback."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    if status != 0:
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return status, err
+
+
+def test_explicit_preset_converts_a_width_no_release_has(tmp_path, capsys):
+    """Issue 12 item 5: the width detection ran first and asked for the --preset that had been passed."""
+    pth = tmp_path / "depth_anything_v2_custom.pth"
+    torch.save(original_state_dict(**TINY), pth)
+    status, err = run_main(["--checkpoint", str(pth), "--output", str(tmp_path / "none")], capsys)
+    assert status == 2 and "encoder width 192 matches no released model; pass --preset" in err and "tiny" in err
+    assert run_main(["--checkpoint", str(pth), "--output", str(tmp_path / "out"), "--preset", "tiny"], capsys)[0] == 0
+    model = load_checkpoint(tmp_path / "out")
+    backbone = model.config.backbone_config
+    assert backbone.hidden_size == 192 and list(backbone.out_indices) == [1, 2, 3, 4]
+    expected = original_state_dict(**TINY)["depth_head.scratch.output_conv2.2.weight"]
+    assert torch.equal(model.head.conv3.weight, expected)
+
+
+def test_explicit_preset_is_checked_against_the_weights(tmp_path, capsys):
+    """A preset that does not fit: the error names the checkpoint's own keys with both shapes, in one line."""
+    pth = tmp_path / "depth_anything_v2_vits.pth"
+    torch.save(original_state_dict(**SMALL, prefix="module."), pth)
+    status, err = run_main(["--checkpoint", str(pth), "--output", str(tmp_path / "out"), "--preset", "tiny"], capsys)
+    assert status == 2 and "(384 wide, 12 blocks) does not fit preset tiny (192 wide, 4 blocks" in err
+    assert "module.pretrained.cls_token is (1, 1, 384), the model needs (1, 1, 192)" in err
+    assert "module.pretrained.blocks.0.attn.qkv.weight is (1152, 384), the model needs (576, 192)" in err
+    assert re.search(r"\d+ weights of the wrong shape: .*\(\d+ more\)", err)
+    assert "checkpoint keys have no place in the model: module.pretrained.blocks.4." in err  # blocks 4-11
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_shapes_of_a_transformers_format_file_use_its_key_names(tmp_path):
+    from safetensors.torch import save_file
+
+    file_sd = original_to_transformers(original_state_dict(**SMALL))
+    file_sd["head.conv1.weight"] = torch.zeros(16, 64, 3, 3)
+    st = tmp_path / "depth-anything-v2-small.safetensors"
+    save_file(file_sd, st)
+    with pytest.raises(ValueError, match=r"1 weights of the wrong shape: head.conv1.weight is \(16, 64, 3, 3\), "
+                                         r"the model needs \(32, 64, 3, 3\)"):
+        load_checkpoint(st)
+
+
+def test_unreadable_safetensors_give_a_one_line_error(tmp_path, capsys):
+    """Issue 12 item 5: a garbage .safetensors gave a SafetensorError traceback instead of the exit-2 error."""
+    garbage = tmp_path / "model.safetensors"
+    garbage.write_bytes(b"this is not a safetensors file at all")
+    status, err = run_main(["--checkpoint", str(garbage), "--output", str(tmp_path / "out")], capsys)
+    assert status == 2 and f"{garbage}: not a readable .safetensors file" in err
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    status, err = run_main(["--checkpoint", str(folder), "--output", str(tmp_path / "out")], capsys)
+    assert status == 2 and f"{folder / 'model.safetensors'}: not a readable .safetensors file" in err
+
+
+def test_in_memory_state_dicts_convert_and_are_checked_in_their_own_names():
+    """`torch.save(model.state_dict())` of transformers 5 holds the in-memory names (q_proj, ...)."""
+    from modeling_depth_anything import DepthAnythingForDepthEstimation
+
+    source = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny"))
+    model = convert_state_dict(source.state_dict(), preset="tiny")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values(), strict=True))
+    broken = dict(source.state_dict())
+    broken["backbone.encoder.layer.0.attention.q_proj.weight"] = torch.zeros(192, 190)
+    with pytest.raises(ValueError, match=r"in-memory keys: 1 weights of the wrong shape: "
+                                         r"backbone.encoder.layer.0.attention.q_proj.weight is \(192, 190\)"):
+        convert_state_dict(broken, preset="tiny")
