@@ -11,6 +11,8 @@ FeatureFusionBlock) and transformers' models/depth_anything/modeling_depth_anyth
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -93,12 +95,12 @@ class DepthAnythingReassembleStage(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             DepthAnythingReassembleLayer(config, channels, factor)
-            for channels, factor in zip(config.neck_hidden_sizes, config.reassemble_factors)
+            for channels, factor in zip(config.neck_hidden_sizes, config.reassemble_factors, strict=True)
         )
 
     def forward(self, hidden_states: list[torch.Tensor], patch_height: int, patch_width: int) -> list[torch.Tensor]:
         maps = []
-        for layer, hidden_state in zip(self.layers, hidden_states):
+        for layer, hidden_state in zip(self.layers, hidden_states, strict=True):
             hidden_state = hidden_state[:, 1:]  # (batch, patch_h * patch_w, hidden): drop CLS
             batch_size, _, channels = hidden_state.shape
             hidden_state = hidden_state.reshape(batch_size, patch_height, patch_width, channels)
@@ -158,7 +160,7 @@ class DepthAnythingFeatureFusionStage(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         features = features[::-1]  # deepest (coarsest) first
         fused_maps, fused = [], None
-        for index, (feature, layer) in enumerate(zip(features, self.layers)):
+        for index, (feature, layer) in enumerate(zip(features, self.layers, strict=True)):
             size = features[index + 1].shape[2:] if index + 1 < len(features) else None
             fused = layer(feature, size=size) if fused is None else layer(fused, feature, size=size)
             fused_maps.append(fused)
@@ -179,7 +181,7 @@ class DepthAnythingNeck(nn.Module):
 
     def forward(self, hidden_states: list[torch.Tensor], patch_height: int, patch_width: int) -> list[torch.Tensor]:
         maps = self.reassemble_stage(hidden_states, patch_height, patch_width)
-        features = [conv(feature) for conv, feature in zip(self.convs, maps)]
+        features = [conv(feature) for conv, feature in zip(self.convs, maps, strict=True)]
         return self.fusion_stage(features)
 
 
@@ -243,7 +245,7 @@ class DepthAnythingForDepthEstimation(DepthAnythingPreTrainedModel):
         labels: torch.Tensor | None = None,
         valid_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | int | Sequence[int] | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> DepthAnythingDepthEstimatorOutput | tuple:
@@ -256,20 +258,29 @@ class DepthAnythingForDepthEstimation(DepthAnythingPreTrainedModel):
                 Ground-truth disparity (any scale and shift); gives `loss`, the affine-invariant MAE.
             valid_mask (`torch.BoolTensor` of shape `(batch_size, height, width)`, *optional*):
                 Pixels of `labels` to use; non-finite labels are always ignored.
+            output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+                Return the encoder's attention maps (needs eager attention: load with
+                `attn_implementation={"backbone_config": "eager"}`).
+            output_hidden_states (`bool`, `int` or `list[int]`, *optional*, defaults to `config.output_hidden_states`):
+                Return the encoder's hidden states (embeddings, then one per block). Indices (negative ones count from
+                the end) return only those, with `None` in the other places, as transformers' output capturing does.
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`):
+                `False` returns `output.to_tuple()`: the fields that are not `None`, in order (loss first if any).
         """
         self._check_pixel_values(pixel_values)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        backbone = self.backbone.config
-        # The last tapped block is the last block in every release; otherwise its output needs the hidden states.
-        need_last = backbone.out_indices[-1] != backbone.num_hidden_layers
-        outputs = self.backbone(
-            pixel_values,
-            output_hidden_states=bool(output_hidden_states or need_last),
-            output_attentions=output_attentions,
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        # The backbone computes every hidden state anyway (its feature maps are taken from them); asking for all of
+        # them costs nothing and gives the last block's output when it is not tapped. The selection happens below.
+        outputs = self.backbone(pixel_values, output_hidden_states=True, output_attentions=output_attentions)
         feature_maps = outputs.feature_maps  # each (batch, 1 + patch_h * patch_w, hidden), layer-normed
-        last = self.backbone.layernorm(outputs.hidden_states[-1]) if need_last else feature_maps[-1]
+        backbone = self.backbone.config
+        # The last tapped block is the last block in every release; otherwise the last block's output is normed here.
+        last_is_tapped = backbone.out_indices[-1] == backbone.num_hidden_layers
+        last = feature_maps[-1] if last_is_tapped else self.backbone.layernorm(outputs.hidden_states[-1])
         patch_features = last[:, 1:]  # (batch, patch_h * patch_w, hidden)
 
         patch_height = pixel_values.shape[2] // self.config.patch_size
@@ -283,22 +294,23 @@ class DepthAnythingForDepthEstimation(DepthAnythingPreTrainedModel):
                 raise ValueError(f"labels must have shape {tuple(predicted_depth.shape)}, got {tuple(labels.shape)}")
             loss = scale_and_shift_invariant_loss(predicted_depth, labels, valid_mask)
 
-        hidden_states = outputs.hidden_states if output_hidden_states else None
-        if not return_dict:
-            output = (predicted_depth, hidden_states, outputs.attentions, patch_features)
-            return ((loss,) + output) if loss is not None else output
-        return DepthAnythingDepthEstimatorOutput(
+        output = DepthAnythingDepthEstimatorOutput(
             loss=loss,
             predicted_depth=predicted_depth,
-            hidden_states=hidden_states,
-            attentions=outputs.attentions,
+            hidden_states=_select_hidden_states(outputs.hidden_states, output_hidden_states),
+            attentions=outputs.attentions if output_attentions else None,
             patch_features=patch_features,
         )
+        # One definition of the tuple form: the same as `output.to_tuple()` (Nones dropped), so that an index means
+        # the same thing whichever way the caller got the tuple.
+        return output if return_dict else output.to_tuple()
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         patch = self.config.patch_size
         if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
-            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            shape = (
+                tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            )
             raise ValueError(f"pixel_values must be a (batch, 3, height, width) tensor, got {shape}")
         height, width = pixel_values.shape[2:]
         if height % patch or width % patch or height == 0 or width == 0:
@@ -306,6 +318,27 @@ class DepthAnythingForDepthEstimation(DepthAnythingPreTrainedModel):
                 f"pixel_values height and width must be positive multiples of {patch}, got {height}x{width}; "
                 "resize with DepthAnythingImageProcessor"
             )
+
+
+def _select_hidden_states(
+    hidden_states: tuple[torch.Tensor, ...], request: bool | int | Sequence[int] | None
+) -> tuple[torch.Tensor | None, ...] | None:
+    """`output_hidden_states` applied to all the encoder's hidden states: all, none, or the listed indices.
+
+    Indices keep their place (the others become `None`); negative ones count from the end and out-of-range ones
+    select nothing, as in transformers' `resolve_hidden_states_indices`.
+    """
+    if request is None or isinstance(request, bool):
+        return tuple(hidden_states) if request else None
+    try:
+        indices = (
+            [operator.index(request)] if not isinstance(request, Sequence) else [operator.index(i) for i in request]
+        )
+    except TypeError as error:
+        raise ValueError(f"output_hidden_states must be a bool, an int or a list of ints, got {request!r}") from error
+    count = len(hidden_states)
+    selected = {index % count for index in indices if -count <= index < count}
+    return tuple(hidden if index in selected else None for index, hidden in enumerate(hidden_states))
 
 
 def _build_backbone(config: DepthAnythingConfig) -> Dinov2Backbone:

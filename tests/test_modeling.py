@@ -52,7 +52,7 @@ def test_metric_head_is_bounded_by_max_depth():
 def test_save_load_round_trip_is_exact(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
     loaded = DepthAnythingForDepthEstimation.from_pretrained(tmp_path).eval()
-    for (name, a), (_, b) in zip(tiny_model.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(tiny_model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     x = torch.randn(1, 3, 42, 56)
     torch.testing.assert_close(loaded(x).predicted_depth, tiny_model(x).predicted_depth, rtol=0, atol=0)
