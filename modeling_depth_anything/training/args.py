@@ -139,8 +139,9 @@ class DataArguments:
             number of processes).
         shuffle_buffer (`int`, defaults to 256): raw rows per source in the seeded shuffle buffer
             (`datasets.IterableDataset.shuffle`; shard order is shuffled too, again every pass); 0 reads in stored
-            order. Costs memory (file names for folders, the encoded bytes for parquet/Hub rows) and, on resume,
-            re-reading (not decoding) the current pass's rows up to the saved position (`data/mixing.py`).
+            order; 1 shuffles the shard order only (O(1) resume, for very long passes). A buffer costs memory (file
+            names for folders, the encoded bytes for parquet/Hub rows) and, on resume, re-reading (not decoding) the
+            current pass's rows up to the saved position (`data/mixing.py`).
         num_workers (`int`, *optional*): DataLoader worker processes per training process that decode and transform
             (0 = in the training process); default: the CPUs this process may use, divided by the processes on the
             machine, minus one for the loop (`data.default_num_workers`). Resume with the same number.
