@@ -23,7 +23,11 @@ proportional to the number of covered pixels rather than to pixels x objects.
 
 Command line::
 
-    python train/synthetic.py --grid docs/synthetic_grid.png   # picture grid of samples, depth beside each image
+    python -m modeling_depth_anything.data.synthetic --grid docs/synthetic_grid.png   # samples, depth beside each
+
+Why one file of ~1000 lines: it is one self-contained renderer used only through `render_sample` and
+`synthetic_stream`; its parts (noise textures and materials, analytic primitives, the three scene families, camera,
+deferred shading and shadows) share private geometry helpers and only make sense together.
 """
 
 from __future__ import annotations
