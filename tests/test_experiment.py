@@ -137,3 +137,40 @@ def test_report_reads_every_score_from_metrics_json(tmp_path):
     (tmp_path / "eval" / "student" / "rgbd" / "metrics.json").write_text("{}")
     with pytest.raises(ValueError, match="student/rgbd/metrics.json"):
         collect_results(tmp_path)
+
+
+@pytest.mark.slow  # several minutes: five training/labelling processes, eight evaluations
+def test_main_job_end_to_end(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(np.random.default_rng(index).integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(
+            photos / f"p{index}.png"
+        )
+    out = tmp_path / "run"
+    command = [sys.executable, "run_pipeline.py", "--output_dir", str(out), "--teacher_minutes", "0.5",
+               "--student_minutes", "0.5", "--teacher_steps", "40", "--student_steps", "40", "--min_steps", "20",
+               "--calibration_steps", "4", "--pseudo_images", "16", "--num_eval", "4", "--unlabelled", "synthetic",
+               "--predict_inputs", str(photos)]  # fmt: skip
+    subprocess.run(command, cwd=root, check=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["results"]) == {"synthetic", "rgbd"} and set(results["results"]["rgbd"]) == set(MODEL_NAMES)
+    for stage in ("teacher", "student"):
+        plan = results["sizing"][stage]
+        assert 20 <= plan["steps"] <= 40 and 4 <= plan["steps_run"] <= plan["steps"] and plan["step_seconds"] > 0
+    report = (out / "report.md").read_text()
+    assert "## Steps run, and why" in report and "s/step measured" in report
+    assert "teacher" in (out / "teacher" / "final" / "README.md").read_text()  # the card got its scores
+    assert "model-index" in (out / "teacher" / "final" / "README.md").read_text()
+    assert sorted(path.name for path in (out / "predictions").glob("*side_by_side.png")) == [
+        "p0_side_by_side.png",
+        "p1_side_by_side.png",
+    ]

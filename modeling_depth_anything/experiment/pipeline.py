@@ -72,6 +72,7 @@ class ExperimentConfig:
         eval_height (`int`, defaults to 126): their height (a multiple of 14: predicted unresized).
         eval_width (`int`, defaults to 168): their width.
         input_size (`int`, defaults to 252): short side for the real images (a multiple of 14).
+        predict_inputs (`list[str]`, defaults to photos, artworks): what the student's depth maps are made of.
         skip_training (`bool`, defaults to False): evaluate and report the models of an earlier run in `output_dir`.
         teacher_config, pseudo_label_config, student_config (`str`): the stages' YAML files (relative to the checkout).
     """
@@ -97,6 +98,10 @@ class ExperimentConfig:
     eval_height: int = field(default=126, metadata={"help": "their height (multiple of 14)"})
     eval_width: int = field(default=168, metadata={"help": "their width (multiple of 14)"})
     input_size: int = field(default=252, metadata={"help": "short side for the real images (multiple of 14)"})
+    predict_inputs: list[str] = field(
+        default_factory=lambda: ["assets/photos", "assets/artworks"],
+        metadata={"help": "folders or files the student's depth maps are made of"},
+    )
     skip_training: bool = field(default=False, metadata={"help": "only evaluate and report an earlier run"})
     teacher_config: str = field(default="train/configs/tiny_teacher.yaml", metadata={"help": "teacher YAML"})
     pseudo_label_config: str = field(
@@ -128,6 +133,8 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a positive multiple of 14, got {value!r}")
         if not self.unlabelled:
             raise ValueError("unlabelled must name at least one source")
+        if not self.predict_inputs:
+            raise ValueError("predict_inputs must name at least one folder or file")
 
     @property
     def synthetic_benchmark(self) -> str:
@@ -398,8 +405,7 @@ def run_experiment(job: ExperimentConfig, root: Path) -> Path:
         cli_main,
         [
             "predict",
-            "assets/photos",
-            "assets/artworks",
+            *job.predict_inputs,
             "--model",
             student / "final",
             "--output",
