@@ -129,3 +129,22 @@ def test_cpu_threads_auto_divides_the_cpus_between_local_processes():
         assert configure_cpu_threads(2, environ={}).startswith("2 CPU thread(s)") and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_threads_auto_leaves_a_core_to_each_dataloader_worker(monkeypatch):
+    """Threads + decoding workers never exceed the cores (oversubscribed OpenMP threads spin: 13x slower measured)."""
+    import os
+
+    from modeling_depth_anything.training.setup import configure_cpu_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    before = torch.get_num_threads()
+    try:
+        reason = configure_cpu_threads(None, environ={}, data_workers=3)
+        assert torch.get_num_threads() == 5 and "3 DataLoader worker(s)" in reason
+        configure_cpu_threads(None, environ={"LOCAL_WORLD_SIZE": "2"}, data_workers=3)
+        assert torch.get_num_threads() == 1  # 8 / 2 - 3
+        configure_cpu_threads(None, environ={}, data_workers=20)
+        assert torch.get_num_threads() == 1  # never 0
+    finally:
+        torch.set_num_threads(before)

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         ModelArguments, DataArguments, TrainArguments, MetricArguments, argv=argv
     )
     max_depth = check_metric_setup(model_args, data_args, metric_args)
-    accelerator = setup_training_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args, data_args)
     try:
         depth_range = {"min_depth": metric_args.min_depth, "max_depth": max_depth}
         synthetic_size = (data_args.synthetic_height, data_args.synthetic_width)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, train_args, student_args = parse_args(
         ModelArguments, DataArguments, TrainArguments, StudentArguments, argv=argv
     )
-    accelerator = setup_training_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args, data_args)
     try:
         model = build_model(model_args)
         frozen = None

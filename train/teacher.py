@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not data_args.labelled:
         raise ValueError("the teacher needs at least one labelled source: --labelled synthetic and/or a folder")
-    accelerator = setup_training_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args, data_args)
     try:
         stream = stage_stream(
             {"labelled": open_sources(data_args.labelled, "labelled", data_args)},
