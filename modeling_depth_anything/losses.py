@@ -286,7 +286,7 @@ def gradient_matching_loss(
     at every scale k = 0 .. scales - 1 the maps and the mask are subsampled with stride 2^k and the loss adds
     sum(|R[x+1] - R[x]| + |R[y+1] - R[y]|) over neighbour pairs whose both pixels are valid, divided by the batch's
     valid pixel count at that scale. The terms of the scales are summed (as MiDaS). It is 0 for affine-equivalent
-    pairs; V2 weighs it 2 : 1 against the affine-invariant loss on synthetic labels.
+    pairs; V2 weighs it 2 : 1 against the affine-invariant loss (teacher and students).
 
     Args:
         prediction (`torch.Tensor` of shape `(batch, height, width)`): predicted disparity.
@@ -313,8 +313,9 @@ def depth_loss(
 ) -> torch.Tensor:
     """`scale_and_shift_invariant_loss + gradient_weight * gradient_matching_loss`, normalising only once.
 
-    V1 and the V2 students use `gradient_weight=0` (V2 students add `trim=0.1` on pseudo-labels); the V2 teacher on
-    synthetic labels uses `gradient_weight=2.0`. Trimming applies to the affine-invariant term only.
+    V1 (teacher and student) uses `gradient_weight=0`; V2 uses `gradient_weight=2.0` for the teacher on synthetic
+    labels and for the students (which add `trim=0.1` on pseudo-labels; facts §5). Trimming applies to the
+    affine-invariant term only.
 
     Args:
         prediction (`torch.Tensor` of shape `(batch, height, width)`): predicted disparity.

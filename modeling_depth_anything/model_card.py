@@ -152,7 +152,7 @@ def training_model_card(
         model: the trained `DepthAnythingForDepthEstimation`.
         processor: the image processor saved with it.
         flat_config (`dict`): the resolved configuration, one flat mapping (`training.args.flat_config`).
-        stage (`str`): `"teacher"` or `"student"`.
+        stage (`str`): `"teacher"`, `"student"` or `"metric"`.
         steps / last_loss / bad_samples / skipped_steps: what the run did.
         notes (`str`): extra sentences from the stage script.
     """

@@ -5,7 +5,8 @@ synthetic only, affine-invariant + 2 x gradient matching).
     torchrun --nproc_per_node 2 train/teacher.py --config train/configs/tiny_teacher.yaml ...            # 2 on CPU
     accelerate launch train/teacher.py --config train/configs/v2_teacher_vitg_synthetic.yaml             # GPUs
 
-Writes `<output_dir>/final` (a `from_pretrained` folder), checkpoints, TensorBoard logs and `losses.jsonl`.
+Writes `<output_dir>/final` (a `from_pretrained` folder), checkpoints, `losses.jsonl` and the logs of the trackers
+named in `--report_to` (TensorBoard by default, under `<output_dir>/logs`). Options: `--help`, and train/README.md.
 """
 
 from __future__ import annotations

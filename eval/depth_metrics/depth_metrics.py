@@ -1,8 +1,10 @@
 """Depth metrics as a Hugging Face `evaluate` module: ``evaluate.load("eval/depth_metrics")``.
 
-Computes the zero-shot relative-depth metrics of `modeling_depth_anything.evaluation.metrics` (AbsRel, δ1/δ2/δ3, RMSE, RMSE-log, log10, SILog,
-SqRel) after per-image least-squares scale and shift alignment, under the ``disparity`` (Depth Anything authors) or
-``depth`` (MiDaS / Marigold) protocol, imported from the installed package (the one implementation).
+Computes the zero-shot depth metrics of `modeling_depth_anything.evaluation.metrics`, imported from the installed
+package (the one implementation, also behind `eval/evaluate_model.py` / `depth-anything evaluate`): AbsRel, SqRel,
+RMSE, RMSE-log, log10, SILog, V2's metric SILog (``silog_v2``) and δ1/δ2/δ3, after per-image least-squares scale and
+shift alignment (``alignment="none"`` for metric models), under the ``disparity`` (Depth Anything authors) or
+``depth`` (MiDaS / Marigold) protocol.
 
 Example:
     >>> import evaluate
@@ -36,8 +38,8 @@ Args:
     min_depth (`float`, defaults to 1e-3), max_depth (`float`, defaults to inf): valid depth range in metres.
     prediction_type (`str`, defaults to "disparity"), alignment (`str`, defaults to "scale_shift").
 Returns:
-    dict with the mean of every per-image metric (abs_rel, sq_rel, rmse, rmse_log, log10, silog, delta1, delta2,
-    delta3), `protocol`, `num_evaluated`, `num_skipped` and `skipped` (id and reason of each unscorable sample).
+    dict with the mean of every per-image metric (abs_rel, sq_rel, rmse, rmse_log, log10, silog, silog_v2, delta1,
+    delta2, delta3), `protocol`, `num_evaluated`, `num_skipped` and `skipped` (id and reason of each unscorable sample).
 Raises:
     ValueError: when no sample can be scored.
 """

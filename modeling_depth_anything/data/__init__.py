@@ -10,9 +10,12 @@ Modules, in the order a sample goes through them:
 - `rgbd`: the one reader of the ``<sample>/image.png + depth.png (uint16 mm)`` layout (training and evaluation).
 - `decode`: `BadSampleError`, `SampleStats`, `decode_image` (the CLI's conversions), `decode_depth`, `Decoder`.
 - `transforms`: `DepthTransform` (crop, flip, disparity in [0, 1]), `collate`, nested-batch helpers.
-- `mixing`: `MixedBatchStream`, named parts at a ratio, shuffled, decoded in DataLoader workers, exactly resumable.
+- `mixing`: `MixedBatchStream`, named parts at a ratio, shuffled, decoded in DataLoader workers, exactly resumable;
+  `stage_stream` builds a stage's stream from its `DataArguments` (`shuffle_buffer`, `num_workers`), and
+  `default_num_workers` picks the workers.
 - `pseudo_labels`: the parquet format of pseudo-label sets (writer, reader label, dataset card, push).
 - `synthetic`: procedural scenes with exact depth; `augment`: strong perturbations and CutMix.
+- `metric`: sources with depth in metres and their transform, for metric fine-tuning (`train/metric.py`).
 """
 
 from .augment import CutMixResult, StrongPerturbation, cutmix, mix_targets

@@ -3,7 +3,7 @@ a stage builds, and the step loop with checkpoints, resume, logging, the final f
 
 The stage scripts in `train/` only say how to get a batch and how to compute its loss::
 
-    accelerator = setup_training_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args, data_args)  # threads leave a core to each data worker
     run = TrainingRun(accelerator, build_model(model_args), train_args, configs, {"labelled": stream}, stage="teacher")
     run.train(next_batch, compute_loss)
     run.save_final(processor)

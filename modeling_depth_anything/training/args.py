@@ -212,7 +212,8 @@ class TrainArguments:
             else fp32); `"no"`, `"bf16"` or `"fp16"` (GPU only) override both.
         seed (`int`, defaults to 0).
         cpu_threads (`int`, *optional*): torch threads per process on CPU. Unset (auto): `OMP_NUM_THREADS` if set
-            (torchrun sets 1), else the CPUs this process may use divided by the local processes.
+            (torchrun sets 1), else the CPUs this process may use divided by the local processes, minus this
+            process's DataLoader workers (`DataArguments.num_workers`; `setup.configure_cpu_threads`).
         logging_steps (`int`, defaults to 10): log loss/lr every N steps to the trackers and `losses.jsonl`.
         checkpointing_steps (`int`, defaults to 500): save a resumable checkpoint every N steps.
         checkpoints_total_limit (`int`, defaults to 3): keep only the last K checkpoints.
@@ -368,7 +369,8 @@ class PseudoLabelArguments:
         mixed_precision (`str`, defaults to `"auto"`): the teacher forward's precision, decided as in
             `TrainArguments.mixed_precision` (launcher, else the hardware); `"no"`, `"bf16"` or `"fp16"` override.
         seed (`int`, defaults to 0).
-        cpu_threads (`int`, *optional*): torch threads per process on CPU; unset = auto (as `TrainArguments`).
+        cpu_threads (`int`, *optional*): torch threads per process on CPU; unset = `OMP_NUM_THREADS` if set, else
+            the CPUs this process may use divided by the local processes (no DataLoader workers here).
         inference_size (`int`, *optional*): short side at inference; defaults to the teacher's processor size.
         shard_size (`int`, defaults to 256): images per parquet part file (the unit of resume: a killed run loses
             at most one unfinished part per process).

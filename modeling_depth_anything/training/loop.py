@@ -1,22 +1,24 @@
 """Shared machinery of the training stages, written once: accelerator, model and optimiser set-up, the step loop,
-checkpoints with resume, the NaN stop, logging, the final `from_pretrained` folder, its model card and the push.
+checkpoints with resume, the NaN stop, logging (`losses.jsonl` and every Accelerate tracker of `report_to`), the final
+`from_pretrained` folder, its model card and the push.
 
-The stage scripts (`teacher.py`, `student.py`) only say how to get a batch and how to compute its loss::
+The stage scripts (`teacher.py`, `student.py`, `metric.py`) only say how to get a batch and how to compute its loss::
 
-    accelerator = setup_training_accelerator(train_args)
+    accelerator = setup_training_accelerator(train_args, data_args)
     model = build_model(model_args)
     run = TrainingRun(accelerator, model, train_args, config_instances, streams={"labelled": stream}, stage="teacher")
     run.train(next_batch, compute_loss)      # resumes, logs, checkpoints, stops on NaN
     run.save_final(processor)                 # <output_dir>/final: model + processor + config + model card
     accelerator.end_training()
 
-Checkpoints (`<output_dir>/checkpoint-<step>/`) are `accelerator.save_state` folders: optimiser, per-process RNG,
-and the objects registered with `accelerator.register_for_checkpointing` (the lr scheduler, then every process's
-data-stream positions); the weights are stored once, as a `model/` `from_pretrained` folder written and read by
-Accelerate's save/load-state hooks (so any checkpoint loads without the trainer). Beside them: `trainer_state.json`
-(step, bad-sample and skipped-step counts) and a `COMPLETE` marker written last: `--resume latest` only considers
-complete checkpoints, so a run killed while saving resumes from the previous one. Under FSDP and DeepSpeed the
-weights stay in Accelerate's sharded format instead (the hooks cannot gather them), still stored once.
+Checkpoints (`<output_dir>/checkpoint-<step>/`) are `accelerator.save_state` folders: optimiser (`optimizer.bin`),
+per-process RNG (`random_states_<rank>.pkl`), and the objects registered with `accelerator.register_for_checkpointing`
+(`custom_checkpoint_0.pkl`: the lr scheduler; `custom_checkpoint_1.pkl`: every process's data-stream position); the
+weights are stored once, as a `model/` `from_pretrained` folder written and read by Accelerate's save/load-state hooks
+(so any checkpoint loads without the trainer). Beside them: `trainer_state.json` (step, number of processes, images
+seen, bad-sample and skipped-step counts) and a `COMPLETE` marker written last: `--resume_from_checkpoint latest`
+only considers complete checkpoints, so a run killed while saving resumes from the previous one. Under FSDP and
+DeepSpeed the weights stay in Accelerate's sharded format instead (the hooks cannot gather them), still stored once.
 
 A NaN/inf loss on any process stops the run before the step is applied (`NonFiniteLossError`); a step whose
 gradients are NaN/inf on any process is skipped and counted (`train/skipped_steps`), and `max_skipped_steps` of them
@@ -196,12 +198,12 @@ class TrainingRun:
     """One training stage: owns the optimiser, schedule, checkpoints, logging and the final save.
 
     Args:
-        accelerator: from `setup_accelerator`.
+        accelerator: from `setup_training_accelerator` (or `setup_accelerator`).
         model: the model to train (not yet prepared).
         args: `TrainArguments`.
         config_instances: every config dataclass of the run (written to `resolved_config.yaml` and the card).
         streams: data streams with `state_dict()` / `load_state_dict()` / `bad_counts()`, saved per process.
-        stage: `"teacher"` or `"student"` (for the model card and logs).
+        stage: `"teacher"`, `"student"` or `"metric"` (the tracker run name, the model card's `train/<stage>.py`).
     """
 
     def __init__(
