@@ -62,7 +62,7 @@ def _add_predict_parser(subparsers) -> None:
                         help="resampling back to the input size (processor default: bilinear; nearest keeps edges)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto = bf16 on GPUs and on CPUs with AVX-512-bf16/AMX, else float32")
+                        help="auto = bf16 on GPUs with bf16 (else fp16) and on CPUs with AVX-512-bf16/AMX, else float32")
     parser.add_argument("--no-fast", action="store_true", help="plain float32 model, no channels-last (reference)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder inputs")

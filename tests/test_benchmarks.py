@@ -1,4 +1,4 @@
-"""eval/benchmarks.py: every adapter on a tiny fake layout (tests/fixtures/eval/layouts.py), crops and caps, bad input."""
+"""modeling_depth_anything/evaluation/benchmarks.py: every adapter on a tiny fake layout (tests/fixtures/eval/layouts.py), crops and caps, bad input."""
 
 import importlib.util
 import json

@@ -184,7 +184,7 @@ class DepthBenchmark:
                 f"{self.kind}:{self.path}: need 0 < min_depth < max_depth, got {self.min_depth!r}, {self.max_depth!r}"
             )
         if not self.entries:
-            raise ValueError(f"{self.kind}:{self.path}: empty benchmark, no samples found (see eval/benchmarks.py)")
+            raise ValueError(f"{self.kind}:{self.path}: empty benchmark, no samples found (see the layouts in modeling_depth_anything/evaluation/benchmarks.py)")
         self.display_name = self.display_name or self.kind
 
     def __len__(self) -> int:

@@ -1,6 +1,6 @@
 """Evaluation reports: a markdown table, PNG grids and a model card's ``model-index``.
 
-Tables never print NaN: a benchmark without any scored sample is an error upstream (eval/evaluate.py), and a missing
+Tables never print NaN: a benchmark without any scored sample is an error upstream (`evaluation/runner.py`), and a missing
 value is written as ``n/a`` with the reason in metrics.json.
 """
 
@@ -36,7 +36,7 @@ def markdown_table(results: dict[str, Any]) -> str:
 
     Args:
         results: ``{"model", "protocol", "protocol_description", "benchmarks": {name: result}}`` as written by
-            eval/evaluate.py (a depth result has ``metrics``; a DA-2K result has ``accuracy`` and ``per_scene``).
+            `evaluation/runner.py` (a depth result has ``metrics``; a DA-2K result has ``accuracy`` and ``per_scene``).
     """
     lines = [
         "# Evaluation results",

@@ -19,7 +19,7 @@ Outputs (`OUTPUT_FORMATS`), per image `name`:
   and `relative_disparity_to_depth` for how a relative disparity becomes a (scaled) depth.
 
 Fast path (`resolve_precision`, the one precision policy): bf16 weights on GPUs that support bf16 and on CPUs with
-AVX-512-bf16 or AMX (fp32 elsewhere), plus channels-last convolutions; on CPU in bf16 a per-(image, head) matmul
+AVX-512-bf16 or AMX, fp16 on GPUs without bf16, fp32 elsewhere; plus channels-last convolutions; on CPU in bf16 a per-(image, head) matmul
 attention, else SDPA (DINOv2's default); `torch.compile` on request. Videos share one
 normalisation range over a sliding window of frames (`VideoRangeTracker`) so the colours do not flicker.
 """
