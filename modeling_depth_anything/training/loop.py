@@ -455,11 +455,15 @@ class TrainingRun:
             f"{self.consecutive_skipped} in a row, {self.skipped_steps} in all"
         )
 
+    def _last_good_checkpoint(self) -> str:
+        """The newest complete checkpoint, for the message of a run that stops on non-finite values."""
+        checkpoints = list_checkpoints(self.args.output_dir)
+        return checkpoints[-1][1] if checkpoints else "none (no checkpoint was saved before)"
+
     def _stop_after_skipped_steps(self) -> None:
         """Stop (every process: the counts are the same everywhere) after `max_skipped_steps` skipped in a row."""
         if self.consecutive_skipped >= self.args.max_skipped_steps:
-            checkpoints = list_checkpoints(self.args.output_dir)
-            last = checkpoints[-1][1] if checkpoints else "none (no checkpoint was saved before)"
+            last = self._last_good_checkpoint()
             message = (
                 f"Gradients were not finite for {self.consecutive_skipped} steps in a row (steps "
                 f"{self.global_step - self.consecutive_skipped + 1}-{self.global_step}, max_skipped_steps="
@@ -483,8 +487,7 @@ class TrainingRun:
         packed = torch.cat([torch.where(finite, detached, torch.zeros_like(detached)), (~finite).float()])  # (2,)
         packed = self.accelerator.reduce(packed.to(self.accelerator.device), reduction="sum")
         if packed[1] > 0:
-            checkpoints = list_checkpoints(self.args.output_dir)
-            last = checkpoints[-1][1] if checkpoints else "none (no checkpoint was saved before)"
+            last = self._last_good_checkpoint()
             message = (
                 f"Loss is not finite ({loss.item()}) at step {self.global_step + 1} on "
                 f"{int(packed[1].item())} process(es); stopping without applying or saving this step. "
