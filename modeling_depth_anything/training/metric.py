@@ -75,26 +75,16 @@ def heldout_rooms(seed: int, count: int, height: int, width: int, min_depth: flo
     return scenes
 
 
-@torch.no_grad()
 def predict_metres(
     model: DepthAnythingForDepthEstimation, processor: Any, images: list[np.ndarray], batch_size: int = 16
 ) -> list[np.ndarray]:
-    """The model's depth in metres at each image's size (the processor's resize and post-processing), float32."""
-    was_training = model.training
-    model.eval()
-    parameter = next(model.parameters())
-    maps = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        inputs = processor(images=chunk, return_tensors="pt")
-        pixel_values = inputs["pixel_values"].to(device=parameter.device, dtype=parameter.dtype)  # (B, 3, h, w)
-        outputs = model(pixel_values=pixel_values)
-        outputs.predicted_depth = outputs.predicted_depth.float()
-        sizes = [image.shape[:2] for image in chunk]
-        for item in processor.post_process_depth_estimation(outputs, target_sizes=sizes):
-            maps.append(item["predicted_depth"].cpu().numpy().astype(np.float32))  # (H, W) metres
-    model.train(was_training)
-    return maps
+    """The model's depth in metres at each image's size (the processor's resize and post-processing), float32, through
+    the one predictor (`inference.DepthEstimator`), which runs the model as it is (device, dtype) in eval mode and
+    hands it back in its training mode."""
+    from ..inference import DepthEstimator
+
+    estimator = DepthEstimator.from_model(model, processor, batch_size=batch_size)
+    return [prediction.depth for prediction in estimator.predict_arrays(images)]  # (H, W) metres each
 
 
 def score_metres(predictions: list[np.ndarray], scenes: list[tuple], min_depth: float, max_depth: float) -> dict:
