@@ -23,7 +23,7 @@ proportional to the number of covered pixels rather than to pixels x objects.
 
 Command line::
 
-    python -m modeling_depth_anything.data.synthetic --grid docs/synthetic_grid.png   # samples, depth beside each
+    python train/synthetic_grid.py --grid docs/synthetic_grid.png   # samples, depth beside each
 
 Why one file of ~1000 lines: it is one self-contained renderer used only through `render_sample` and
 `synthetic_stream`; its parts (noise textures and materials, analytic primitives, the three scene families, camera,
