@@ -25,6 +25,7 @@ import math
 import torch
 
 __all__ = [
+    "cutmix_gradient_loss",
     "cutmix_loss",
     "depth_loss",
     "feature_alignment_loss",
@@ -384,6 +385,28 @@ def cutmix_loss(
     target_b_valid = torch.isfinite(target_b.to(prediction.device))
     has_valid = (valid & torch.where(box, target_a_valid, target_b_valid)).flatten(1).any(dim=1)  # (batch,)
     return torch.where(has_valid, per_sample, torch.zeros_like(per_sample)).sum() / has_valid.sum().clamp(min=1)
+
+
+def cutmix_gradient_loss(
+    prediction: torch.Tensor,
+    target_a: torch.Tensor,
+    target_b: torch.Tensor,
+    box_mask: torch.Tensor,
+    valid_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gradient matching on a CutMix-ed image, region by region as `cutmix_loss`: inside the box against `target_a`,
+    outside against `target_b`, each region normalised on its own (pixel pairs across the box edge are never
+    compared); the two terms are weighted by their valid pixels, so without a box this is `gradient_matching_loss`.
+
+    All tensors `(batch, height, width)`; `box_mask` and `valid_mask` bool (`valid_mask` `None` = all valid).
+    """
+    box = _as_bool_mask(box_mask, prediction, name="box_mask")
+    valid = _as_bool_mask(valid_mask, prediction, name="valid_mask")
+    inside, outside = valid & box, valid & ~box
+    count_inside, count_outside = inside.sum(), outside.sum()
+    loss_inside = gradient_matching_loss(prediction, target_a, inside)
+    loss_outside = gradient_matching_loss(prediction, target_b, outside)
+    return (count_inside * loss_inside + count_outside * loss_outside) / (count_inside + count_outside).clamp(min=1)
 
 
 def feature_alignment_loss(

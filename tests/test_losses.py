@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from modeling_depth_anything.losses import (
+    cutmix_gradient_loss,
     cutmix_loss,
     depth_loss,
     feature_alignment_loss,
@@ -435,3 +436,33 @@ def test_invalid_arguments_raise_value_error():
         depth_loss(prediction, target, gradient_weight=-1.0)
     with pytest.raises(ValueError, match=r"\(2, 5, 8\)"):
         feature_alignment_loss(torch.randn(2, 4, 8), torch.randn(2, 5, 8))
+
+
+def test_cutmix_gradient_loss_compares_each_region_with_its_own_target():
+    """No box: gradient matching against target b; all box: against target a; a box: the pixel-weighted mix of the
+    two regions, each normalised on its own, so a jump at the box edge is never compared."""
+    generator = torch.Generator().manual_seed(0)
+    prediction, target_a, target_b = (torch.rand(2, 16, 16, generator=generator) for _ in range(3))
+    valid = torch.rand(2, 16, 16, generator=generator) > 0.2
+    none = torch.zeros(2, 16, 16, dtype=torch.bool)
+    assert torch.allclose(
+        cutmix_gradient_loss(prediction, target_a, target_b, none, valid),
+        gradient_matching_loss(prediction, target_b, valid),
+    )
+    assert torch.allclose(
+        cutmix_gradient_loss(prediction, target_a, target_b, ~none, valid),
+        gradient_matching_loss(prediction, target_a, valid),
+    )
+    box = none.clone()
+    box[:, 4:12, 4:12] = True
+    inside, outside = valid & box, valid & ~box
+    expected = (
+        inside.sum() * gradient_matching_loss(prediction, target_a, inside)
+        + outside.sum() * gradient_matching_loss(prediction, target_b, outside)
+    ) / valid.sum()
+    assert torch.allclose(cutmix_gradient_loss(prediction, target_a, target_b, box, valid), expected)
+    # The prediction equal to the mixed target gives 0: edges between the two maps are not penalised.
+    mixed = torch.where(box, target_a, target_b)
+    assert cutmix_gradient_loss(mixed, target_a, target_b, box, valid).item() < 1e-6
+    prediction[0, 5, 5] = float("inf")  # NaN-safe like every loss: a non-finite valid prediction gives NaN
+    assert torch.isnan(cutmix_gradient_loss(prediction, target_a, target_b, box, torch.ones_like(valid)))

@@ -25,7 +25,7 @@ import torch
 from modeling_depth_anything import DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 from modeling_depth_anything.data import MixedBatchStream, open_source, open_sources, stage_stream
 from modeling_depth_anything.data.augment import StrongPerturbation, cutmix
-from modeling_depth_anything.losses import cutmix_loss, depth_loss, feature_alignment_loss, gradient_matching_loss
+from modeling_depth_anything.losses import cutmix_gradient_loss, cutmix_loss, depth_loss, feature_alignment_loss
 from modeling_depth_anything.training import TrainingRun, build_frozen_encoder, build_model, setup_training_accelerator
 from modeling_depth_anything.training.args import (
     DataArguments,
@@ -56,22 +56,6 @@ def build_stream(data_args, student_args, train_args, rank: int, world: int) -> 
         ratio = {"labelled": student_args.ratio[0], name: student_args.ratio[1]}
     batch_size, seed = train_args.per_device_batch_size, train_args.seed
     return stage_stream(parts, ratio, data_args, batch_size, seed, rank, world), name
-
-
-def cutmix_gradient_loss(
-    prediction: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor, box: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """Gradient matching on CutMix-ed images, region by region as `cutmix_loss`: inside the box against `target_a`,
-    outside against `target_b`, each region normalised on its own (pixel pairs across the box edge are never
-    compared); the two terms are weighted by their valid pixels, so without a box this is `gradient_matching_loss`.
-
-    All tensors (batch, S, S); `box` and `valid` bool.
-    """
-    inside, outside = valid & box, valid & ~box
-    count_inside, count_outside = inside.sum(), outside.sum()
-    loss_inside = gradient_matching_loss(prediction, target_a, inside)
-    loss_outside = gradient_matching_loss(prediction, target_b, outside)
-    return (count_inside * loss_inside + count_outside * loss_outside) / (count_inside + count_outside).clamp(min=1)
 
 
 def main(argv: list[str] | None = None) -> None:
