@@ -62,17 +62,15 @@ def build_metric_model(
 
 
 def heldout_rooms(seed: int, count: int, height: int, width: int, min_depth: float, max_depth: float) -> list[tuple]:
-    """`count` procedural indoor rooms of a held-out seed: `(image (H, W, 3) uint8, depth (H, W) m, valid, id)`."""
-    from ..data.synthetic import SyntheticConfig, render_sample
+    """`count` procedural indoor rooms of a held-out seed, as the evaluation's ``synthetic:?scenes=room`` benchmark
+    renders them: `(image (H, W, 3) uint8, depth (H, W) m, valid, id)`, valid = not sky and within the range."""
+    from ..evaluation.benchmarks import load_benchmark
 
-    config = SyntheticConfig(height=height, width=width, scene_kinds=("room",))
-    scenes = []
-    for index in range(count):
-        scene = render_sample(seed, index, config=config)
-        depth = scene["depth"]
-        valid = ~scene["sky_mask"] & (depth >= min_depth) & (depth <= max_depth)
-        scenes.append((scene["image"], depth, valid, scene["id"]))
-    return scenes
+    benchmark = load_benchmark(
+        f"synthetic:?scenes=room&seed={seed}&count={count}&height={height}&width={width}"
+        f"&min_depth={min_depth!r}&max_depth={max_depth!r}"
+    )
+    return [tuple(benchmark[index]) for index in range(len(benchmark))]
 
 
 def predict_metres(
