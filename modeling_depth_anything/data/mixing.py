@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from ..inference.precision import usable_cpus
 from .decode import NoValidSampleError, SampleStats
 from .sources import Source, shard_for_process
 from .transforms import DepthTransform, collate
@@ -61,11 +62,7 @@ logger = logging.getLogger(__name__)
 def default_num_workers(processes_on_this_machine: int = 1, cap: int = 8) -> int:
     """DataLoader workers per process from the CPUs this process may use: one CPU per process stays with the training
     loop, the rest decode (0 = decode in the training process, e.g. 2 processes on 2 cores)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(0, min(cap, cpus // max(1, processes_on_this_machine) - 1))
+    return max(0, min(cap, usable_cpus() // max(1, processes_on_this_machine) - 1))
 
 
 class _SubStream:

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import re
 import runpy
 import sys
@@ -87,6 +86,7 @@ def forward_rate(estimator, pixel_shape: tuple[int, int, int, int], images: int)
 def measure(args: argparse.Namespace, root: Path) -> dict[str, float]:
     from ..image_processing_depth_anything import resize_output_size
     from ..inference import DepthEstimator
+    from ..inference.precision import usable_cpus
 
     work = Path(tempfile.mkdtemp(prefix="pseudo_label_throughput_"))
     teacher = Path(args.teacher) if args.teacher else save_random_teacher(work / "teacher", args.preset, args.size)
@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, float]:
     height, width = resize_output_size(
         args.height, args.width, processor.size, processor.ensure_multiple_of, processor.resize_policy
     )
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     stage_rates, forward_rates = [], []
     for repeat in range(args.repeats):
         argv = [

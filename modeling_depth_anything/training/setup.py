@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
 from ..data.mixing import default_num_workers
-from ..inference.precision import choose_precision
+from ..inference.precision import choose_precision, usable_cpus
 from .args import MIXED_PRECISION, TrainArguments, report_targets
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def configure_cpu_threads(
         return f"{requested} CPU thread(s) per process (cpu_threads)"
     if environ.get("OMP_NUM_THREADS"):
         return f"{torch.get_num_threads()} CPU thread(s) per process (OMP_NUM_THREADS={environ['OMP_NUM_THREADS']})"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     local_processes = max(1, int(environ.get("LOCAL_WORLD_SIZE", "1")))
     threads = max(1, cores // local_processes - data_workers)
     torch.set_num_threads(threads)
