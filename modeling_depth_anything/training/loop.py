@@ -143,7 +143,8 @@ def resolve_checkpoint(output_dir: str, resume: str | None) -> str | None:
     return resume
 
 
-def _write_json(path: str, payload: Any) -> None:
+def write_json(path: str, payload: Any) -> None:
+    """Write `payload` as JSON atomically (a temporary file renamed over `path`): a kill leaves the old file or the new."""
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=1)
@@ -313,7 +314,7 @@ class TrainingRun:
         accelerator.wait_for_everyone()
         accelerator.save_state(path)  # weights once (the hooks), optimiser, RNG, scheduler, stream positions
         if accelerator.is_main_process:
-            _write_json(
+            write_json(
                 os.path.join(path, "trainer_state.json"),
                 {
                     "global_step": self.global_step,

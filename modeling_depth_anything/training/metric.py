@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..modeling_depth_anything import DepthAnythingForDepthEstimation
+from .loop import write_json
 from .metric_args import MetricArguments
 
 logger = logging.getLogger(__name__)
@@ -137,8 +138,5 @@ def load_or_compute(path: str, compute) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     value = compute()
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=1)
-    os.replace(temporary, path)
+    write_json(path, value)
     return value
