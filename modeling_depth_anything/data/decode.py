@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -229,6 +230,21 @@ def decode_image(value: Any, name: str | None = None) -> Image.Image:
     "corrupt image" or "missing file". `name` is used in messages (default: the path).
     """
     return decode_image_oriented(value, name)[0]
+
+
+def read_npy_depth(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """A depth map saved with ``np.save`` (a path or the file's bytes; no pickles) -> `(H, W)` float32, a trailing
+    channel of 1 squeezed. `ValueError` naming the file when it is not a 2-D map."""
+    name = name or (os.fspath(source) if not isinstance(source, bytes) else "depth bytes")
+    try:
+        array = np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from error
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]  # (H, W, 1) -> (H, W)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a (H, W) depth array, got shape {array.shape}")
+    return array.astype(np.float32)
 
 
 def depth_array(value: Any) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .decode import BadSampleError, read_bytes
+from .decode import BadSampleError, read_bytes, read_npy_depth
 
 IMAGE_NAMES = ("image.png", "image.jpg", "image.jpeg")
 DEPTH_NAMES = ("depth.png", "depth.npy")
@@ -78,14 +78,9 @@ def read_rgbd_depth(value: Any, depth_scale: float = MILLIMETRES) -> np.ndarray:
     name = path or "depth bytes"
     if data[:6] == b"\x93NUMPY":
         try:
-            array = np.load(io.BytesIO(data), allow_pickle=False)
+            return read_npy_depth(data, name)
         except ValueError as error:
-            raise BadSampleError("unreadable depth", f"{name}: {error}") from error
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]  # (H, W, 1) -> (H, W)
-        if array.ndim != 2:
-            raise BadSampleError("unreadable depth", f"{name}: expected a (H, W) depth array, got shape {array.shape}")
-        return array.astype(np.float32)
+            raise BadSampleError("unreadable depth", str(error)) from error
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

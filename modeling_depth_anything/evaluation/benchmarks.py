@@ -37,14 +37,13 @@ from urllib.parse import parse_qsl
 import numpy as np
 from PIL import Image
 
-from ..data.decode import BadSampleError
+from ..data.decode import BadSampleError, read_npy_depth
 from ..data.rgbd import list_rgbd_samples, read_rgbd_depth
 from .readers import (
     eigen_crop_mask,
     eigen_kitti_crop_mask,
     garg_crop_mask,
     read_eth3d_depth,
-    read_npy_depth,
     read_rgb,
     read_sintel_dpt,
 )

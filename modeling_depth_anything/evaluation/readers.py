@@ -1,5 +1,6 @@
 """Readers of the benchmarks' ground-truth file formats and their standard evaluation crops (NYU Eigen, KITTI
-Garg / Eigen). Used by `benchmarks.py`'s adapters; RGB-D and 16-bit PNG depth are read by `data/rgbd.py`."""
+Garg / Eigen). Used by `benchmarks.py`'s adapters; RGB-D and 16-bit PNG depth are read by `data/rgbd.py`, .npy depth by
+`data/decode.py`'s `read_npy_depth`."""
 
 from __future__ import annotations
 
@@ -17,16 +18,6 @@ def read_rgb(path: Path) -> np.ndarray:
     """Reads an image file as `(H, W, 3)` uint8 RGB."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def read_npy_depth(path: Path) -> np.ndarray:
-    """Reads a float depth map saved with ``np.save`` (no pickles), squeezing a trailing channel: `(H, W)` float32."""
-    array = np.load(path, allow_pickle=False)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]  # (H, W, 1) -> (H, W)
-    if array.ndim != 2:
-        raise ValueError(f"{path}: expected a (H, W) depth array, got shape {array.shape}")
-    return array.astype(np.float32)
 
 
 def read_sintel_dpt(path: Path) -> np.ndarray:
