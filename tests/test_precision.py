@@ -9,6 +9,7 @@ import torch
 from modeling_depth_anything.inference.precision import (
     choose_precision,
     cpu_supports_bf16,
+    onednn_capped_flags,
     read_cpu_flags,
     resolve_precision,
 )
@@ -65,6 +66,29 @@ def test_cpu_flags_are_read_from_a_cpuinfo_file(tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\nbugs\t\t: none\n")
     assert read_cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
     assert read_cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("cap", "taken"),
+    [
+        ("AVX2", {"avx512_bf16", "amx_bf16"}),
+        ("avx512_core", {"avx512_bf16", "amx_bf16"}),
+        ("AVX512_CORE_BF16", {"amx_bf16"}),
+        ("AVX512_CORE_AMX", set()),
+        ("ALL", set()),
+        ("not-an-isa", set()),
+    ],
+)
+def test_a_onednn_isa_cap_takes_bf16_away(cap, taken, monkeypatch):
+    assert onednn_capped_flags({"ONEDNN_MAX_CPU_ISA": cap}) == taken
+    assert onednn_capped_flags({"DNNL_MAX_CPU_ISA": cap}) == taken
+    assert onednn_capped_flags({}) == frozenset()
+    # this machine's flags, as the policy reads them, lose what the cap takes (the AVX2 emulation of issue 11)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert not read_cpu_flags() & taken
+    if taken >= {"avx512_bf16", "amx_bf16"}:
+        choice = choose_precision("auto", "cpu")
+        assert choice.dtype == torch.float32 and f"ONEDNN_MAX_CPU_ISA={cap}" in choice.reason
 
 
 def test_training_precision_precedence():

@@ -11,6 +11,12 @@ an AVX-512-bf16 Zen 4 and 6.7x on an AMX Xeon, but is *emulated* on an AVX2-only
 in fp32, a 60x slow-down. An explicit bf16 on such a CPU still runs (the user asked), with a warning quoting that.
 The aarch64 `bf16` feature is not taken as native: not measured here.
 
+oneDNN (which runs torch's CPU bf16 matmuls) can be capped below the hardware with `ONEDNN_MAX_CPU_ISA` (or the
+older `DNNL_MAX_CPU_ISA`); below `AVX512_CORE_BF16` bf16 is emulated again (measured on this Zen 4 with the cap
+`AVX2`: bf16 matmul 1.9 GFLOP/s against 77 in fp32; `AVX512_CORE`: 37 against 66), so the flags such a cap
+removes are not counted. `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` thereby
+emulates an AVX2-only CPU on a newer one, policy included.
+
 Names: the torch spellings (`"float32"`, `"bfloat16"`, `"float16"`, used by inference) and Accelerate's
 (`"no"`, `"bf16"`, `"fp16"`, used by training configs) are both accepted; `accelerate_mixed_precision(dtype)` maps
 back.
@@ -43,6 +49,25 @@ NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 EMULATED_BF16_SLOWDOWN = (
     "about 60x slower than fp32 (measured on an AVX2-only AMD EPYC: bf16 matmul 0.8 GFLOP/s, fp32 50 GFLOP/s)"
 )
+
+# oneDNN's ISA names, lowest first (oneDNN's `dnnl_cpu_isa_t`), and the first one that multiplies bf16 natively.
+ONEDNN_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16",
+)
+ONEDNN_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 _logged: set[str] = set()
 
@@ -109,7 +134,25 @@ def read_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     capability = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else ""
     if cpuinfo == "/proc/cpuinfo" and "AMX" in capability.upper():
         flags.add("amx_bf16")
+    if cpuinfo == "/proc/cpuinfo":
+        flags -= onednn_capped_flags()
     return frozenset(flags)
+
+
+def onednn_capped_flags(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The bf16 flags a oneDNN ISA cap (`ONEDNN_MAX_CPU_ISA`, `DNNL_MAX_CPU_ISA`) takes away: both below
+    `AVX512_CORE_BF16`, `amx_bf16` below the AMX levels, none for `ALL`, an unset or an unknown value."""
+    environ = os.environ if environ is None else environ
+    for variable in ONEDNN_CAP_VARIABLES:
+        cap = environ.get(variable, "").strip().upper()
+        if cap in ONEDNN_ISAS:
+            level = ONEDNN_ISAS.index(cap)
+            if level < ONEDNN_ISAS.index("AVX512_CORE_BF16"):
+                return NATIVE_BF16_CPU_FLAGS
+            if level < ONEDNN_ISAS.index("AVX10_1_512_AMX"):
+                return frozenset({"amx_bf16"})
+            return frozenset()
+    return frozenset()
 
 
 def cpu_supports_bf16(cpu_flags: Iterable[str] | None = None) -> bool:
@@ -120,7 +163,12 @@ def cpu_supports_bf16(cpu_flags: Iterable[str] | None = None) -> bool:
 
 def _bf16_flags_found(flags: frozenset[str]) -> str:
     found = sorted(flags & NATIVE_BF16_CPU_FLAGS)
-    return f"CPU flags {', '.join(found)}" if found else "no avx512_bf16 / amx_bf16 in the CPU flags"
+    text = f"CPU flags {', '.join(found)}" if found else "no avx512_bf16 / amx_bf16 in the CPU flags"
+    capped = onednn_capped_flags()
+    if capped:
+        caps = ", ".join(f"{name}={os.environ[name]}" for name in ONEDNN_CAP_VARIABLES if name in os.environ)
+        text += f"; {caps} takes away {', '.join(sorted(capped))}"
+    return text
 
 
 def choose_precision(
