@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from ..image_processing_depth_anything import (
 )
 from ..modeling_depth_anything import DepthAnythingForDepthEstimation
 from .attention import MATMUL_ATTENTION, set_attention
+from .backends import OnnxRuntimeEngine, check_backend, compile_model, default_onnx_cache, model_cache_key
 from .precision import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def prepare_model(
     attention: str = "auto",
 ) -> torch.nn.Module:
     """Move the model to `device`/`dtype` for inference: eval mode, channels-last convolutions, attention choice,
-    optional compile.
+    optional compile (`backends.compile_model`: inductor with freezing, one graph per input shape).
 
     bf16 *weights* are used rather than autocast: on CPU autocast re-casts every weight on every call, and the
     position-embedding interpolation already runs in fp32 inside the model. `attention="auto"` keeps SDPA except for
@@ -154,7 +155,7 @@ def prepare_model(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
-        model = torch.compile(model)  # recompiles once per new input size, then marks sizes dynamic
+        model = compile_model(model)
     return model
 
 
@@ -189,6 +190,7 @@ class DepthEstimator:
     Images that resize to the same size share a batch, so nothing is padded and every prediction is the one the
     image would get alone. `DepthEstimator.from_pretrained(...)` loads and sets up the fast path;
     `DepthEstimator.from_model(model, processor)` wraps a model already in memory (e.g. during training) as it is.
+    `runner`, when set (the onnxruntime backend), replaces the model call in `forward`; nothing else changes.
     """
 
     model: torch.nn.Module
@@ -198,8 +200,11 @@ class DepthEstimator:
     batch_size: int = 4
     interpolation: str | None = None
     channels_last: bool = True
+    backend: str = "torch"
+    runner: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
 
@@ -214,20 +219,49 @@ class DepthEstimator:
         batch_size: int = 4,
         input_size: int | None = None,
         interpolation: str | None = None,
+        backend: str = "torch",
+        onnx_cache: str | os.PathLike | None = "default",
     ) -> DepthEstimator:
         """Load a folder or Hub id. `precision="auto"` follows the hardware (`inference.precision`); `fast=False`
-        gives the plain fp32, contiguous-memory model."""
+        gives the plain fp32, contiguous-memory model.
+
+        `backend` (`inference.backends`): `"torch"` (eager), `"compile"` (`torch.compile` with inductor freezing;
+        `compile=True` is the older spelling of it) or `"onnxruntime"` (CPU, float32 whatever `precision` says
+        unless it names another dtype, which is an error; .onnx files cached per input size under `onnx_cache`:
+        `"default"` = `$HF_HOME/depth_anything/onnx`, `None` = no files kept).
+        """
+        check_backend(backend)
+        if compile and backend not in ("torch", "compile"):
+            raise ValueError(f"compile=True is backend 'compile'; it cannot be combined with backend {backend!r}")
+        backend = "compile" if compile else backend
         torch_device = resolve_device(device)
+        if backend == "onnxruntime":
+            if torch_device.type != "cpu":
+                raise ValueError(f"backend 'onnxruntime' runs on the CPU, got device {str(torch_device)!r}")
+            if precision not in ("auto", "float32", "fp32", "no"):
+                raise ValueError(f"backend 'onnxruntime' runs float32, got precision {precision!r}")
+            precision = "float32"
         dtype = resolve_precision(precision if fast else "float32", torch_device)
         model, processor = load_model_and_processor(name_or_path, input_size=input_size)
-        model = prepare_model(model, torch_device, dtype, channels_last=fast, compile=compile)
+        runner = None
+        if backend == "onnxruntime":
+            model = model.eval().float()
+            cache = None
+            if onnx_cache is not None:
+                root = default_onnx_cache() if onnx_cache == "default" else Path(onnx_cache).expanduser()
+                cache = root / model_cache_key(name_or_path, model)
+            runner = OnnxRuntimeEngine(model, cache)
+        else:
+            model = prepare_model(model, torch_device, dtype, channels_last=fast, compile=backend == "compile")
         logger.info(
-            "model on %s in %s (fast path %s)",
+            "model on %s in %s (fast path %s, backend %s)",
             torch_device,
             str(dtype).removeprefix("torch."),
             "on" if fast else "off",
+            backend,
         )
-        return cls(model, processor, torch_device, dtype, batch_size, interpolation, channels_last=fast)
+        channels_last = fast and backend != "onnxruntime"
+        return cls(model, processor, torch_device, dtype, batch_size, interpolation, channels_last, backend, runner)
 
     @classmethod
     def from_model(
@@ -248,6 +282,8 @@ class DepthEstimator:
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(batch, 3, height, width) normalised pixels -> (batch, height, width) float32 predictions."""
         pixel_values = pixel_values.to(self.device, self.dtype)
+        if self.runner is not None:
+            return self.runner(pixel_values).float()
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         was_training = getattr(self.model, "training", False)
