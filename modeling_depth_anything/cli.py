@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .inference import DEFAULT_MAX_IMAGE_PIXELS, OUTPUT_FORMATS, PRECISIONS
+from .inference.backends import BACKENDS
 
 logger = logging.getLogger("depth_anything")
 
@@ -64,7 +65,11 @@ def _add_predict_parser(subparsers) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto = bf16 on GPUs with bf16 (else fp16) and on CPUs with AVX-512-bf16/AMX, else float32")
     parser.add_argument("--no-fast", action="store_true", help="plain float32 model, no channels-last (reference)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="engine for the model call: torch (eager), compile (torch.compile, inductor freezing: a "
+                        "slow first call per input size), onnxruntime (float32; .onnx cached per input size under "
+                        "$HF_HOME/depth_anything/onnx). eval/speed.py --quick measures which is fastest here")
+    parser.add_argument("--compile", action="store_true", help="same as --backend compile")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder inputs")
     parser.add_argument("--focal-length", type=float, default=None,
                         help="ply: focal length in pixels at the input's resolution (default: EXIF, else 60° FOV)")
@@ -241,7 +246,7 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         estimator = DepthEstimator.from_pretrained(
             args.model, device=args.device, precision=args.precision, fast=not args.no_fast, compile=args.compile,
-            batch_size=args.batch_size, input_size=args.input_size, interpolation=args.interpolation,
+            backend=args.backend, batch_size=args.batch_size, input_size=args.input_size, interpolation=args.interpolation,
         )
     except (FileNotFoundError, OSError, ValueError) as error:
         raise UsageError(str(error)) from error

@@ -10,7 +10,7 @@ import torch
 
 from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 from modeling_depth_anything.inference import DepthEstimator
-from modeling_depth_anything.inference import backends as backends_module
+from modeling_depth_anything.inference import estimator as estimator_module
 from modeling_depth_anything.inference.backends import BACKENDS, OnnxRuntimeEngine, model_cache_key
 
 # Two sizes of image: two input sizes after resizing (56x84 and 84x56), so two ONNX sessions / compiled graphs.
@@ -99,7 +99,7 @@ def test_onnxruntime_damaged_cache_file_is_exported_again(model_dir, reference, 
 
 def test_onnxruntime_without_a_cache_keeps_no_file(model_dir, reference, monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(backends_module, "default_onnx_cache", lambda: tmp_path / "should_not_exist")
+    monkeypatch.setattr(estimator_module, "default_onnx_cache", lambda: tmp_path / "should_not_exist")
     estimator = DepthEstimator.from_pretrained(model_dir, device="cpu", backend="onnxruntime", onnx_cache=None)
     assert _max_error_of_range(estimator.predict_arrays(IMAGES[:1]), reference[:1]) < 1e-4
     assert estimator.runner.cache_folder is None and not (tmp_path / "should_not_exist").exists()
@@ -144,3 +144,39 @@ def test_compile_matches_torch(model_dir, precision, tolerance):
 
 def test_backends_listed():
     assert BACKENDS == ("torch", "compile", "onnxruntime")
+
+
+def test_cli_predict_with_the_onnxruntime_backend(model_dir, reference, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    from modeling_depth_anything import cli
+
+    monkeypatch.setattr(estimator_module, "default_onnx_cache", lambda: tmp_path / "cache")
+    image = tmp_path / "photo.png"
+    Image.fromarray((IMAGES[0] * 255).round().astype(np.uint8)).save(image)
+    seen = {}
+    original = DepthEstimator.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.update(kwargs)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(DepthEstimator, "from_pretrained", classmethod(spy))
+    output = tmp_path / "out"
+    argv = ["predict", str(image), "--model", str(model_dir), "--output", str(output), "--formats", "npy"]
+    assert cli.main([*argv, "--backend", "onnxruntime"]) == 0
+    assert seen["backend"] == "onnxruntime" and list((tmp_path / "cache").glob("*/56x84.onnx"))
+    assert list(output.glob("photo*.npy"))
+    assert cli.main([*argv, "--backend", "onnxruntime", "--compile"]) == 2  # contradictory: a usage error
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--backend", "tvm"])
+    assert exit_info.value.code == 2
+
+
+def test_evaluate_takes_a_backend():
+    from modeling_depth_anything.evaluation import runner
+
+    args = runner.parse_args(["--model", "m", "--output", "o", "--backend", "onnxruntime"])
+    assert args.backend == "onnxruntime"
+    assert runner.parse_args(["--model", "m", "--output", "o"]).backend == "torch"

@@ -41,7 +41,12 @@ logger = logging.getLogger(__name__)
 
 
 def load_predictor(
-    spec: str, device: str = "auto", input_size: int | None = None, dtype: str = "float32", batch_size: int = 4
+    spec: str,
+    device: str = "auto",
+    input_size: int | None = None,
+    dtype: str = "float32",
+    batch_size: int = 4,
+    backend: str = "torch",
 ) -> Any:
     """The predictor to evaluate: ``baseline:NAME`` (``evaluation.baselines``), or a model folder / Hub id loaded by
     ``DepthEstimator.from_pretrained`` (the one loading path; Depth Anything checkpoints with this package's classes,
@@ -55,6 +60,8 @@ def load_predictor(
         dtype (`str`, defaults to ``"float32"``): ``float32`` (reference numbers), ``auto`` (the hardware's fast
             precision), ``bfloat16`` or ``float16``; metrics are always computed in float64 from float32 outputs.
         batch_size (`int`): images per forward pass.
+        backend (`str`, defaults to ``"torch"``): the engine of the model call (``inference.backends``): ``torch``,
+            ``compile`` or ``onnxruntime``; baselines ignore it.
     """
     from .baselines import is_baseline, load_baseline
 
@@ -65,7 +72,7 @@ def load_predictor(
     if input_size is not None:
         set_processor_size(None, input_size)  # validate before loading
     estimator = DepthEstimator.from_pretrained(
-        spec, device=device, precision=dtype, batch_size=batch_size, input_size=input_size
+        spec, device=device, precision=dtype, batch_size=batch_size, input_size=input_size, backend=backend
     )
     logger.info("loaded %s (%s) with %s", type(estimator.model).__name__, spec, type(estimator.processor).__name__)
     return estimator
@@ -167,6 +174,8 @@ def run_da2k(predictor, benchmark: DA2KBenchmark, args, grid_path: Path) -> dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from ..inference.backends import BACKENDS
+
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -194,6 +203,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="float32",
         help="model weights: float32 (reference numbers, default) or auto (the hardware's fast precision)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="engine of the model call: torch (default), compile (torch.compile), onnxruntime (float32, CPU)",
+    )
     parser.add_argument("--grid-samples", type=int, default=4, help="rows in each PNG grid (0 = no grid)")
     parser.add_argument("--model-card", type=Path, default=None, help="write results into this card's model-index")
     parser.add_argument("--model-name", default=None, help="model-index name (default: the card's or --model)")
@@ -214,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     benchmarks = [(spec, load_benchmark(spec)) for spec in specs]
     if args.model_card is not None:
         load_model_card(args.model_card)
-    predictor = load_predictor(args.model, args.device, args.input_size, args.dtype, args.batch_size)
+    predictor = load_predictor(args.model, args.device, args.input_size, args.dtype, args.batch_size, args.backend)
     device = str(getattr(predictor, "device", "cpu"))
     args.output.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
