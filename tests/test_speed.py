@@ -22,6 +22,7 @@ def test_speed_smoke(tmp_path, capsys):
             "--repeats",
             "1",
             "--ablation",
+            "--no-compile",  # the compile backend: tests/test_backend.py (slow)
             "--threads",
             "1",
             "--clock",
@@ -35,16 +36,22 @@ def test_speed_smoke(tmp_path, capsys):
     assert code == 0
     results = json.loads(output.read_text())
     by_name = {result["variant"]: result for result in results}
-    assert {"transformers built-in (fp32)", "ours default (fp32)", "ours fast", "onnxruntime (fp32)"} <= set(by_name)
+    assert {"transformers built-in (fp32)", "ours default (fp32)", "ours fast", "backend onnxruntime (fp32)"} <= set(
+        by_name
+    )
+    assert "ours fast, backend compile" not in by_name
     fast_dtype = resolve_precision("auto", torch.device("cpu"))
     # The fast path as users get it: the precision policy's dtype, never bf16 forced on a CPU without it.
     assert by_name["ours fast"]["dtype"] == str(fast_dtype).removeprefix("torch.")
     assert by_name["ours default (fp32)"]["max_error"] == 0.0
-    assert by_name["onnxruntime (fp32)"]["max_error"] < 1e-4
+    assert by_name["backend onnxruntime (fp32)"]["max_error"] < 1e-4
+    assert by_name["backend onnxruntime (fp32)"]["warmup_s"] > 0  # the export is part of its first call
     assert all(result["matmul_fraction"] > 0 for result in results if result["dtype"] in ("float32", "bfloat16"))
     has_bf16_variants = any("bf16" in name for name in by_name)
     assert has_bf16_variants == (fast_dtype == torch.bfloat16)  # ablation only where bf16 is native
     printed = capsys.readouterr().out
+    summary = printed.split("backends (DepthEstimator(backend=...))")[1]
+    assert "28x42 batch 2: torch " in summary and "onnxruntime " in summary and "fastest: " in summary
     assert "native dtypes only: fp32" in printed and "of the fp32 peak" in printed
     assert ("bf16 " in printed.split("native dtypes only:")[1].splitlines()[0]) == (fast_dtype == torch.bfloat16)
 

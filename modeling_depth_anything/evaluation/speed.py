@@ -1,4 +1,4 @@
-"""Inference speed benchmark: transformers' built-in Depth Anything vs ours (default and fast) vs ONNX Runtime.
+"""Inference speed benchmark: transformers' built-in Depth Anything vs ours (default, and the fast path on each backend).
 
 Everything runs in one process on identical random V2-S weights (seed 0), so the ratios are meaningful even on a
 busy machine: the variants are timed round-robin (one call each, repeated), and medians are compared.
@@ -11,14 +11,16 @@ share of this machine's own measured matmul peak in the variant's dtype (model F
 
 "ours fast" is built by `DepthEstimator.from_pretrained` with its defaults, so it is exactly the fast path users get
 on this machine: its precision comes from the one precision policy (bf16 only where the hardware multiplies bf16
-natively, fp32 elsewhere). Matmul peaks are measured only for the dtypes the machine runs natively: emulated bf16
+natively, fp32 elsewhere). Each other backend (`inference.backends`: `compile`, `onnxruntime`) is built the same way
+with only `backend=` changed, so the table says which engine is fastest here; "warm-up s" is its first call (the
+compile or the ONNX export included). Matmul peaks are measured only for the dtypes the machine runs natively: emulated bf16
 (AVX2-only CPUs, about 60x slower than fp32) would take minutes and measure nothing useful; so are the bf16 ablation
 variants.
 
-    python eval/speed.py --quick                  # 518x518, batch 1, 5 repeats (a few minutes on 2 cores)
+    python eval/speed.py --quick                  # 518x518, batch 1, 5 repeats, every backend (a few minutes)
     python eval/speed.py                          # 518x518 and 518x686, batch 1 and 8, 10 repeats
     python eval/speed.py --quick --ablation       # + the bf16 fast path's parts (native-bf16 machines only)
-    python eval/speed.py --quick --compile        # + torch.compile of the fast path
+    python eval/speed.py --quick --no-compile     # without the compile backend (its first call compiles)
     python eval/speed.py --json speed.json        # also write the results
     python eval/speed.py --quick --threads 1 --clock cpu   # one core, CPU time: stable ratios on a busy machine
 """
@@ -57,6 +59,7 @@ class Result:
     achieved_flops: float | None = None  # model FLOPs / median latency
     dtype: str = "float32"  # the variant's compute dtype
     matmul_fraction: float | None = None  # achieved FLOP/s / this machine's measured matmul peak in `dtype`
+    warmup_s: float = 0.0  # the first call: includes compiling or exporting where the backend does it
 
 
 def measure_matmul_peak(
@@ -160,7 +163,7 @@ def native_dtypes(device: torch.device) -> list[torch.dtype]:
 
 
 def build_models(
-    device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small"
+    device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small", onnx: bool = True
 ) -> tuple[dict[str, tuple[Callable, torch.dtype]], torch.nn.Module]:
     """name -> (callable(pixel_values float32 on device) -> float32 (batch, height, width) depth, compute dtype),
     all on the same random weights, and the fp32 reference model."""
@@ -203,9 +206,14 @@ def build_models(
         models["ours bf16 + channels-last (SDPA)"] = (_channels_last_runner(sdpa, bf16), bf16)
     elif ablation:
         logger.info("--ablation: the bf16 variants are skipped, this CPU has no native bf16")
+    # The other backends, built the same way with only `backend` changed (inference.backends).
     if compile:
-        compiled = DepthEstimator.from_pretrained(folder, device=str(device), compile=True)
-        models["ours fast + torch.compile"] = (compiled.forward, compiled.dtype)
+        compiled = DepthEstimator.from_pretrained(folder, device=str(device), backend="compile")
+        models["ours fast, backend compile"] = (compiled.forward, compiled.dtype)
+    if onnx and device.type == "cpu":
+        cache = tempfile.mkdtemp(prefix="speed_onnx_")  # a fresh export: its time shows in the warm-up column
+        ort = DepthEstimator.from_pretrained(folder, device="cpu", backend="onnxruntime", onnx_cache=cache)
+        models["backend onnxruntime (fp32)"] = (ort.forward, ort.dtype)
     return models, ours
 
 
@@ -214,25 +222,6 @@ def _channels_last_runner(model: torch.nn.Module, dtype: torch.dtype) -> Callabl
         pixel_values = pixel_values.to(dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return model(pixel_values=pixel_values).predicted_depth.float()
-
-    return run
-
-
-def onnx_runner(model: torch.nn.Module, height: int, width: int, folder: str) -> Callable:
-    """Export at (height, width) and return a callable running the file under onnxruntime (CPU, default options)."""
-    import onnxruntime
-
-    from modeling_depth_anything.export import export_onnx
-
-    path = os.path.join(folder, f"v2s_{height}x{width}.onnx")
-    export_onnx(model, path, height=height, width=width, check=False)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # the same cores as PyTorch
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-    def run(pixel_values: torch.Tensor) -> torch.Tensor:
-        (output,) = session.run(["predicted_depth"], {"pixel_values": pixel_values.cpu().numpy()})
-        return torch.from_numpy(output)
 
     return run
 
@@ -257,15 +246,12 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
         raise SystemExit("--clock cpu needs --threads 1")
     dtypes = native_dtypes(device)
     peaks = {dtype: measure_matmul_peak(dtype, device, args.matmul_size, clock=clock) for dtype in dtypes}
-    models, reference = build_models(device, args.compile, args.ablation, args.preset)
+    models, reference = build_models(device, not args.no_compile, args.ablation, args.preset, onnx=not args.no_onnx)
     print(f"ours fast: {DTYPE_NAMES[models['ours fast'][1]]} (the precision policy's choice on this {device.type})")
     results: list[Result] = []
-    onnx_folder = tempfile.mkdtemp(prefix="speed_onnx_")
+    variants = models
     for size in args.sizes:
         height, width = (int(value) for value in size.split("x"))
-        variants = dict(models)
-        if not args.no_onnx and device.type == "cpu":
-            variants["onnxruntime (fp32)"] = (onnx_runner(reference, height, width, onnx_folder), torch.float32)
         flops_per_image = count_flops(reference, torch.randn(1, 3, height, width, device=device))
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
@@ -286,7 +272,29 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
                 f"  {result.variant:36s} {result.size} batch {result.batch}: {result.achieved_flops / 1e12:.3f} "
                 f"TFLOP/s = {result.matmul_fraction:.1%} of the {DTYPE_NAMES[dtype]} peak"
             )
+    print_backend_summary(results)
     return results
+
+
+BACKEND_VARIANTS = {
+    "torch": "ours fast",
+    "compile": "ours fast, backend compile",
+    "onnxruntime": "backend onnxruntime (fp32)",
+}
+
+
+def print_backend_summary(results: list[Result]) -> None:
+    """One line per case: each backend's speed-up over the built-in and share of its dtype's peak; the fastest."""
+    print("\nbackends (DepthEstimator(backend=...)): speed-up over the built-in, share of the measured peak")
+    for size, batch in dict.fromkeys((result.size, result.batch) for result in results):
+        case = {result.variant: result for result in results if (result.size, result.batch) == (size, batch)}
+        measured = {name: case[variant] for name, variant in BACKEND_VARIANTS.items() if variant in case}
+        parts = []
+        for name, result in measured.items():
+            share = f", {result.matmul_fraction:.0%} of peak" if result.matmul_fraction is not None else ""
+            parts.append(f"{name} {result.speedup:.2f}x ({DTYPE_NAMES[getattr(torch, result.dtype)]}{share})")
+        fastest = max(measured, key=lambda name: measured[name].speedup)
+        print(f"  {size} batch {batch}: {'; '.join(parts)}; fastest: {fastest}")
 
 
 def run_case(
@@ -306,11 +314,13 @@ def run_case(
         expected = reference(pixel_values).predicted_depth.float()  # (batch, height, width) fp32 reference
     value_range = float(expected.max() - expected.min()) or 1.0
     times: dict[str, list[float]] = {name: [] for name in variants}
-    errors, memory = {}, {}
-    for name, (run, _) in variants.items():  # warm-up (and compile), error and memory
+    errors, memory, warmup = {}, {}, {}
+    for name, (run, _) in variants.items():  # warm-up (and compile or export), error and memory
         with _RssSampler() as sampler:
+            start = clock()
             output = run(pixel_values)
             _sync(device)
+            warmup[name] = clock() - start
         errors[name] = float((output.to(expected.device) - expected).abs().max()) / value_range
         memory[name] = sampler.peak / 2**20
         if device.type == "cuda":
@@ -332,7 +342,7 @@ def run_case(
     )
     print(
         f"{'variant':36s} {'median s':>9s} {'best s':>7s} {'img/s':>7s} {'peak MB':>8s} {'max err':>9s} "
-        f"{'speed-up':>8s} {'(best)':>7s} {'TFLOP/s':>8s}"
+        f"{'speed-up':>8s} {'(best)':>7s} {'TFLOP/s':>8s} {'warm-up s':>9s}"
     )
     for name in variants:
         median, best = statistics.median(times[name]), min(times[name])
@@ -349,11 +359,12 @@ def run_case(
             builtin / median,
             achieved,
             str(variants[name][1]).removeprefix("torch."),
+            warmup_s=warmup[name],
         )
         results.append(result)
         print(
             f"{name:36s} {median:9.3f} {best:7.3f} {batch / median:7.2f} {memory[name]:8.0f} {errors[name]:9.2e} "
-            f"{builtin / median:7.2f}x {builtin_best / best:6.2f}x {achieved / 1e12:8.3f}"
+            f"{builtin / median:7.2f}x {builtin_best / best:6.2f}x {achieved / 1e12:8.3f} {warmup[name]:9.1f}"
         )
     return results
 
@@ -384,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ablation", action="store_true", help="also time bf16 autocast and bf16 weights alone (native bf16 only)"
     )
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
-    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
+    parser.add_argument("--compile", action="store_true", help="(the default now; kept for old command lines)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile backend (it compiles first)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime backend")
     parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args(argv)
     args.batch_sizes = args.batch_sizes or ([1] if args.quick else [1, 8])
