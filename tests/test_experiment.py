@@ -5,12 +5,19 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from modeling_depth_anything.evaluation import runner
 from modeling_depth_anything.evaluation.baselines import load_baseline, vertical_gradient
 from modeling_depth_anything.evaluation.benchmarks import load_benchmark
 from modeling_depth_anything.experiment import ExperimentConfig, plan_steps, step_seconds_from_log
-from modeling_depth_anything.experiment.report import MODEL_NAMES, collect_results, results_table, verdicts
+from modeling_depth_anything.experiment.report import (
+    MODEL_NAMES,
+    collect_results,
+    precision_line,
+    results_table,
+    verdicts,
+)
 
 
 def _write_log(path, seconds_per_step, images_per_step=8):
@@ -137,6 +144,15 @@ def test_report_reads_every_score_from_metrics_json(tmp_path):
     (tmp_path / "eval" / "student" / "rgbd" / "metrics.json").write_text("{}")
     with pytest.raises(ValueError, match="student/rgbd/metrics.json"):
         collect_results(tmp_path)
+
+
+def test_report_states_the_precision_and_why(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the AVX2-only emulation: bf16 is emulated, so fp32
+    monkeypatch.setattr(
+        "modeling_depth_anything.inference.precision.resolve_device", lambda device: torch.device("cpu")
+    )
+    line = precision_line()
+    assert line.startswith("fp32 (auto:") and "ONEDNN_MAX_CPU_ISA=AVX2" in line
 
 
 @pytest.mark.slow  # several minutes: five training/labelling processes, eight evaluations

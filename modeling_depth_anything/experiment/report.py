@@ -78,6 +78,15 @@ def verdicts(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def precision_line() -> str:
+    """The precision policy's decision on this machine, as every stage (all `auto`) made it, with its reason."""
+    from ..inference.precision import choose_precision, resolve_device
+
+    choice = choose_precision("auto", resolve_device("auto"))
+    name = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}[choice.mixed_precision]
+    return f"{name} ({choice.reason})."
+
+
 def sizing_lines(sizing: dict[str, dict]) -> list[str]:
     if not sizing:
         return ["No training in this run (`--skip_training`): see the earlier run's report for the steps."]
@@ -166,6 +175,7 @@ def write_report(out: Path, job: Any, results: dict, sizing: dict, timeline: Any
         "",
         "Each stage first ran a few steps logged one by one to measure its step time on this machine, then resumed "
         "with the steps that fit its time budget, so its learning-rate schedule completes (`experiment/sizing.py`).",
+        f"Every stage ran in {precision_line()}",
         "",
         *sizing_lines(sizing),
         "",

@@ -163,12 +163,13 @@ def cpu_supports_bf16(cpu_flags: Iterable[str] | None = None) -> bool:
 
 def _bf16_flags_found(flags: frozenset[str]) -> str:
     found = sorted(flags & NATIVE_BF16_CPU_FLAGS)
-    text = f"CPU flags {', '.join(found)}" if found else "no avx512_bf16 / amx_bf16 in the CPU flags"
+    if found:
+        return f"CPU flags {', '.join(found)}"
     capped = onednn_capped_flags()
     if capped:
         caps = ", ".join(f"{name}={os.environ[name]}" for name in ONEDNN_CAP_VARIABLES if name in os.environ)
-        text += f"; {caps} takes away {', '.join(sorted(capped))}"
-    return text
+        return f"{caps} caps oneDNN below {' / '.join(sorted(capped))}"
+    return "no avx512_bf16 / amx_bf16 in the CPU flags"
 
 
 def choose_precision(
