@@ -6,7 +6,9 @@ backend returns the same predictions up to its arithmetic (tests/test_backend.py
 - `"torch"` (default): the fast path as `prepare_model` sets it up, run eagerly.
 - `"compile"`: `torch.compile` of that model with inductor *freezing* (weights become constants: linear and
   convolution weights are prepacked for oneDNN, LayerNorm/GELU/softmax fuse into generated kernels), one graph per
-  input shape (`dynamic=False`). The first call per (batch, height, width) compiles (about 30 CPU-seconds for V2-S).
+  input shape (`dynamic=False`). The first call per (batch, height, width) compiles (about 30 CPU-seconds for V2-S);
+  past torch._dynamo's recompile limit (8 shapes by default) new shapes run eagerly, so it suits a stream of
+  same-sized inputs (video frames, a resized data set) more than a folder of photos of every size.
 - `"onnxruntime"`: float32 ONNX graph (`export.export_onnx`), one per input size (height and width are fixed at
   export; the batch is dynamic), sessions kept per size in memory and the files cached under
   `$HF_HOME/depth_anything/onnx/<model key>/HEIGHTxWIDTH.onnx`, never next to the user's model.
