@@ -138,6 +138,13 @@ def test_compile_matches_torch(model_dir, precision, tolerance):
     assert compiled.backend == "compile" and hasattr(compiled.model, "_orig_mod")
     expected = [result.depth for result in eager.predict_arrays(IMAGES)]
     assert _max_error_of_range(compiled.predict_arrays(IMAGES), expected) < tolerance
+    if torch.backends.mkldnn.is_available():  # freezing prepacks the linear weights: no aten::addmm is left
+        from torch.profiler import profile
+
+        with profile() as profiler:
+            compiled.forward(torch.randn(2, 3, 56, 84))  # a shape compiled above
+        ops = {event.key for event in profiler.key_averages()}
+        assert "aten::addmm" not in ops and any("linear" in op for op in ops), sorted(ops)
     old_spelling = DepthEstimator.from_pretrained(model_dir, device="cpu", precision=precision, compile=True)
     assert old_spelling.backend == "compile"
 
