@@ -63,3 +63,20 @@ def test_native_dtypes_follow_the_precision_policy(monkeypatch):
     assert speed.native_dtypes(torch.device("cpu")) == [torch.float32]
     monkeypatch.setattr(precision, "read_cpu_flags", lambda *args, **kwargs: frozenset({"avx2", "avx512_bf16"}))
     assert speed.native_dtypes(torch.device("cpu")) == [torch.float32, torch.bfloat16]
+
+
+def test_count_flops_includes_attention():
+    """The counter has no formula for CPU SDPA: count_flops must still count the attention's matmuls."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).eval()
+    pixel_values = torch.randn(1, 3, 28, 42)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(pixel_values)
+    config = model.config.backbone_config
+    tokens = (28 // 14) * (42 // 14) + 1
+    attention = config.num_hidden_layers * 2 * 2 * tokens * tokens * config.hidden_size  # QK^T and AV
+    assert speed.count_flops(model, pixel_values) == counter.get_total_flops() + attention
