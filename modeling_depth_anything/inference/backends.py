@@ -45,8 +45,9 @@ def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     """`torch.compile` for inference with inductor freezing, one static graph per input shape.
 
     Freezing only applies under `torch.no_grad`/`torch.inference_mode` (as `DepthEstimator.forward` runs) and assumes
-    the weights no longer change. Measured at 518x518, batch 1, one core, V2-S, bf16 on an AVX-512-bf16 Zen 4: eager
-    0.85 s, compiled without freezing 0.82 s (with the per-head attention's graph breaks), frozen 0.74 s.
+    the weights no longer change. Measured at 518x518, batch 1, one core, V2-S, bf16 on an AVX-512-bf16 Zen 4
+    (`eval/speed.py --quick --threads 1 --clock cpu`, two runs): eager 0.77-0.78 s, frozen 0.73 s = 2.05-2.15x the
+    built-in; `mode="max-autotune"` was no faster (0.77 s best) and compiled longer. fp32 under AVX2 caps: 1.05-1.07x.
     """
     import torch._inductor.config as inductor_config
 
