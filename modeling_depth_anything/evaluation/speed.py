@@ -28,10 +28,12 @@ variants.
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -170,6 +172,13 @@ def native_dtypes(device: torch.device) -> list[torch.dtype]:
     return [torch.float32] if fast == torch.float32 else [torch.float32, fast]
 
 
+def _temporary_folder(prefix: str) -> str:
+    """A folder removed when the process exits (the V2-S weights and its .onnx file are ~100 MB each)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def build_models(
     device: torch.device, compile: bool, ablation: bool, preset: str = "v2-small", onnx: bool = True
 ) -> tuple[dict[str, tuple[Callable, torch.dtype]], torch.nn.Module]:
@@ -186,7 +195,7 @@ def build_models(
 
     torch.manual_seed(0)
     ours = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset(preset)).eval().to(device)
-    folder = tempfile.mkdtemp(prefix="speed_model_")
+    folder = _temporary_folder("speed_model_")
     ours.save_pretrained(folder)
     DepthAnythingImageProcessor(size=518).save_pretrained(folder)
     # Plain transformers loads the built-in class from our config.json (model_type "depth_anything").
@@ -219,7 +228,7 @@ def build_models(
         compiled = DepthEstimator.from_pretrained(folder, device=str(device), backend="compile")
         models["ours fast, backend compile"] = (compiled.forward, compiled.dtype)
     if onnx and device.type == "cpu":
-        cache = tempfile.mkdtemp(prefix="speed_onnx_")  # a fresh export: its time shows in the warm-up column
+        cache = _temporary_folder("speed_onnx_")  # a fresh export: its time shows in the warm-up column
         ort = DepthEstimator.from_pretrained(folder, device="cpu", backend="onnxruntime", onnx_cache=cache)
         models["backend onnxruntime (fp32)"] = (ort.forward, ort.dtype)
     return models, ours
