@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -391,7 +392,11 @@ class TrainingRun:
                 step_images = batch_num_images(batch) * accelerator.num_processes
                 window_images += step_images
                 self.images_seen += step_images
-            self.scheduler.step()
+            with warnings.catch_warnings():
+                # the schedule is a function of the step, applied or skipped; torch warns when the very first
+                # optimiser step was skipped (non-finite gradients), which is intended here
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                self.scheduler.step()
             self.global_step += 1
             self._count_skipped(outcome)
             self.last_loss = sum(step_losses) / len(step_losses)
