@@ -304,12 +304,28 @@ class DepthEstimator:
             return height, width
         return resize_output_size(height, width, processor.size, processor.ensure_multiple_of, processor.resize_policy)
 
-    def _predict_chunk(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def preprocess(self, image: Any) -> torch.Tensor | None:
+        """One image's (1, 3, height, width) model input, made ahead of `predict_arrays` (pseudo-labelling prepares the
+        next images in its prefetch thread while the model runs); `None` where the processor is not this package's
+        or the image cannot be processed (`predict_arrays` then processes it, and names the problem)."""
+        if not isinstance(self.processor, DepthAnythingImageProcessor):
+            return None
+        try:
+            return self.processor(as_rgb_float(image), return_tensors="pt")["pixel_values"]
+        except ValueError:
+            return None
+
+    def _predict_chunk(
+        self, images: list[np.ndarray], prepared: list[torch.Tensor | None] | None = None
+    ) -> list[np.ndarray]:
         """Images of one input size -> float32 (height, width) maps at each image's own size."""
         sizes = [image.shape[:2] for image in images]
         if isinstance(self.processor, DepthAnythingImageProcessor):
-            inputs = self.processor(images, return_tensors="pt")
-            predicted = self.forward(inputs["pixel_values"]).cpu()  # (chunk, height, width)
+            if prepared is not None and all(pixels is not None for pixels in prepared):
+                pixel_values = torch.cat(prepared)  # (chunk, 3, height, width): one size, as the processor stacks
+            else:
+                pixel_values = self.processor(images, return_tensors="pt")["pixel_values"]
+            predicted = self.forward(pixel_values).cpu()  # (chunk, height, width)
             maps = self.processor.post_process_depth_estimation(
                 predicted, target_sizes=sizes, interpolation=self.interpolation
             )
@@ -324,9 +340,15 @@ class DepthEstimator:
             )
         return [output["predicted_depth"].float().numpy().astype(np.float32, copy=False) for output in maps]
 
-    def predict_arrays(self, images: Sequence[Any], names: Sequence[str] | None = None) -> list[DepthPrediction]:
+    def predict_arrays(
+        self,
+        images: Sequence[Any],
+        names: Sequence[str] | None = None,
+        prepared: Sequence[torch.Tensor | None] | None = None,
+    ) -> list[DepthPrediction]:
         """Predict for RGB images given as arrays (float32 (height, width, 3) in [0, 1] are used as they are; uint8,
-        uint16, grey and RGBA arrays and PIL images are converted). Returns results in input order.
+        uint16, grey and RGBA arrays and PIL images are converted). Returns results in input order. `prepared`: each
+        image's `preprocess` output, made ahead (`None` entries are processed here).
 
         Raises `ValueError` naming the image when one is smaller than a patch (nothing is predicted then).
         """
@@ -346,7 +368,8 @@ class DepthEstimator:
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                maps = self._predict_chunk([arrays[index] for index in chunk])
+                ready = None if prepared is None else [prepared[index] for index in chunk]
+                maps = self._predict_chunk([arrays[index] for index in chunk], ready)
                 for index, depth in zip(chunk, maps, strict=True):
                     results[index] = DepthPrediction(depth, arrays[index], is_metric, names[index])
         return results  # type: ignore[return-value]
