@@ -288,7 +288,6 @@ def test_served_app_matches_the_cli(client, model_dir, tmp_path):
                                        ["png16", "npy", "grey"], api_name="/predict")
     seconds = time.perf_counter() - start
     logging.getLogger(__name__).info("gradio_client call: %.2f s (%s)", seconds, info)
-    assert seconds < 30  # ~1 s on 2 CPU cores; generous for a loaded CI machine
     assert [Path(path).name for path in pair] == ["dav2__demo08_input.jpg", "dav2__demo08_depth.png"]
     files = {Path(path).name: Path(path) for path in files}
     png16 = np.asarray(Image.open(files["dav2__demo08_depth16.png"]))
