@@ -22,3 +22,20 @@ def _seed():
 @pytest.fixture
 def fixtures_dir() -> Path:
     return ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random model (seed 0) and a 56-pixel processor, saved as a from_pretrained folder. Shared by the whole
+    run, so tests read it and copy it before changing anything in it."""
+    from modeling_depth_anything import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        DepthAnythingImageProcessor,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(folder)
+    DepthAnythingImageProcessor(size=56).save_pretrained(folder)
+    return folder

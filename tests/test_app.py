@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
@@ -36,15 +35,6 @@ PHOTO = ROOT / "assets" / "photos" / "dav2__demo08.jpg"  # 640x425
 LARGE_PHOTO = ROOT / "assets" / "photos" / "dav2__demo01.jpg"  # 2048x1362
 CHROMIUM = Path("/usr/bin/chromium")
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(folder)
-    DepthAnythingImageProcessor(size=56).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
+from modeling_depth_anything import DepthAnythingForDepthEstimation
 from modeling_depth_anything.inference import DepthEstimator
 from modeling_depth_anything.inference import estimator as estimator_module
 from modeling_depth_anything.inference.backends import BACKENDS, OnnxRuntimeEngine, model_cache_key
 
 # Two sizes of image: two input sizes after resizing (56x84 and 84x56), so two ONNX sessions / compiled graphs.
 IMAGES = [np.random.default_rng(seed).random(shape, dtype=np.float32) for seed, shape in ((0, (40, 60, 3)), (1, (60, 40, 3)), (2, (40, 60, 3)))]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(folder)
-    DepthAnythingImageProcessor(size=56).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

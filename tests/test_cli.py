@@ -10,20 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 from modeling_depth_anything.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(folder)
-    DepthAnythingImageProcessor(size=56).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture

@@ -30,16 +30,6 @@ from modeling_depth_anything.inference import (
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny random model and a 56-pixel processor, saved as a from_pretrained folder."""
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(folder)
-    DepthAnythingImageProcessor(size=56).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def estimator(model_dir):
     return DepthEstimator.from_pretrained(model_dir, device="cpu", fast=False, batch_size=2)
 

@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
-from modeling_depth_anything import DepthAnythingConfig, DepthAnythingForDepthEstimation, DepthAnythingImageProcessor
 from modeling_depth_anything.data import BadSampleError, decode_image
 from modeling_depth_anything.data.pseudo_labels import decode_disparity
 from modeling_depth_anything.data.sources import load_pseudo_labels
@@ -140,13 +138,10 @@ def _env() -> dict:
     return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("teacher")
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig.from_preset("tiny")).save_pretrained(path)
-    DepthAnythingImageProcessor(size=56).save_pretrained(path)
-    return path
+@pytest.fixture
+def teacher(model_dir) -> Path:
+    """The shared tiny model folder (conftest), as the stage's teacher."""
+    return model_dir
 
 
 def test_every_good_image_once_every_bad_one_listed_across_kill_9(tmp_path, teacher):
