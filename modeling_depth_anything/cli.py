@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .inference import DEFAULT_MAX_IMAGE_PIXELS, OUTPUT_FORMATS, PRECISIONS
-from .inference.backends import BACKENDS
+from .inference.backends import BACKEND_HELP, BACKENDS
 
 logger = logging.getLogger("depth_anything")
 
@@ -65,10 +65,7 @@ def _add_predict_parser(subparsers) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto = bf16 on GPUs with bf16 (else fp16) and on CPUs with AVX-512-bf16/AMX, else float32")
     parser.add_argument("--no-fast", action="store_true", help="plain float32 model, no channels-last (reference)")
-    parser.add_argument("--backend", default="torch", choices=BACKENDS,
-                        help="engine for the model call: torch (eager), compile (torch.compile, inductor freezing: a "
-                        "slow first call per input size), onnxruntime (float32; .onnx cached per input size under "
-                        "$HF_HOME/depth_anything/onnx). eval/speed.py --quick measures which is fastest here")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     parser.add_argument("--compile", action="store_true", help="same as --backend compile")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder inputs")
     parser.add_argument("--focal-length", type=float, default=None,

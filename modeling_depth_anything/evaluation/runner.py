@@ -174,7 +174,7 @@ def run_da2k(predictor, benchmark: DA2KBenchmark, args, grid_path: Path) -> dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from ..inference.backends import BACKENDS
+    from ..inference.backends import BACKEND_HELP, BACKENDS
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,12 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="float32",
         help="model weights: float32 (reference numbers, default) or auto (the hardware's fast precision)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="torch",
-        help="engine of the model call: torch (default), compile (torch.compile), onnxruntime (float32, CPU)",
-    )
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
     parser.add_argument("--grid-samples", type=int, default=4, help="rows in each PNG grid (0 = no grid)")
     parser.add_argument("--model-card", type=Path, default=None, help="write results into this card's model-index")
     parser.add_argument("--model-name", default=None, help="model-index name (default: the card's or --model)")

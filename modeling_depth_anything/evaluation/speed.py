@@ -266,14 +266,13 @@ def benchmark(args: argparse.Namespace) -> list[Result]:
     models, reference = build_models(device, not args.no_compile, args.ablation, args.preset, onnx=not args.no_onnx)
     print(f"ours fast: {DTYPE_NAMES[models['ours fast'][1]]} (the precision policy's choice on this {device.type})")
     results: list[Result] = []
-    variants = models
     for size in args.sizes:
         height, width = (int(value) for value in size.split("x"))
         flops_per_image = count_flops(reference, torch.randn(1, 3, height, width, device=device))
         print(f"\n{size}: {flops_per_image / 1e9:.1f} GFLOP per image (torch.utils.flop_counter)")
         for batch in args.batch_sizes:
             results.extend(
-                run_case(variants, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
+                run_case(models, reference, device, height, width, batch, args.repeats, flops_per_image, clock)
             )
             # The peaks are re-measured around every case and the best kept: other processes slow them too.
             for dtype in dtypes:

@@ -31,6 +31,12 @@ import torch
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "compile", "onnxruntime")
+# the `--backend` help of `depth-anything predict` and `evaluate`
+BACKEND_HELP = (
+    "engine for the model call: torch (eager, default), compile (torch.compile, inductor freezing: a slow first call "
+    "per input size), onnxruntime (CPU, float32; .onnx cached per input size under $HF_HOME/depth_anything/onnx). "
+    "eval/speed.py --quick measures which is fastest here"
+)
 ONNX_OPSET = 18
 
 
