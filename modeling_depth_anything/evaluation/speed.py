@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..inference.precision import DTYPE_NAMES
+
 logger = logging.getLogger("speed")
 
 
@@ -241,9 +243,6 @@ def _channels_last_runner(model: torch.nn.Module, dtype: torch.dtype) -> Callabl
             return model(pixel_values=pixel_values).predicted_depth.float()
 
     return run
-
-
-DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def benchmark(args: argparse.Namespace) -> list[Result]:

@@ -80,11 +80,10 @@ def verdicts(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 def precision_line() -> str:
     """The precision policy's decision on this machine, as every stage (all `auto`) made it, with its reason."""
-    from ..inference.precision import choose_precision, resolve_device
+    from ..inference.precision import DTYPE_NAMES, choose_precision, resolve_device
 
     choice = choose_precision("auto", resolve_device("auto"))
-    name = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}[choice.mixed_precision]
-    return f"{name} ({choice.reason})."
+    return f"{DTYPE_NAMES[choice.dtype]} ({choice.reason})."
 
 
 def sizing_lines(sizing: dict[str, dict]) -> list[str]:

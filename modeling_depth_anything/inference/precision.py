@@ -44,13 +44,15 @@ ALIASES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # short names, in logs
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Measured on an AMD EPYC Zen 3 (AVX2, no AVX-512), torch 2.13, one core: fp32 matmul 50 GFLOP/s, bf16 0.8 GFLOP/s.
 EMULATED_BF16_SLOWDOWN = (
     "about 60x slower than fp32 (measured on an AVX2-only AMD EPYC: bf16 matmul 0.8 GFLOP/s, fp32 50 GFLOP/s)"
 )
 
-# oneDNN's ISA names, lowest first (oneDNN's `dnnl_cpu_isa_t`), and the first one that multiplies bf16 natively.
+# oneDNN's ISA names, lowest first (oneDNN's `dnnl_cpu_isa_t`); bf16 is native from AVX512_CORE_BF16, AMX from
+# AVX10_1_512_AMX (`onednn_capped_flags`).
 ONEDNN_ISAS = (
     "SSE41",
     "AVX",
@@ -225,7 +227,7 @@ def resolve_precision(
 
 def log_choice(choice: PrecisionChoice, device: torch.device | str, what: str = "precision") -> None:
     """Log `choice` once per process (the same decision is made by every model a process loads)."""
-    name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[choice.dtype]
+    name = DTYPE_NAMES[choice.dtype]
     _log_once(logging.INFO, f"{what} {name} on {torch.device(device).type}: {choice.reason}")
 
 

@@ -43,7 +43,7 @@ class LabellingPipeline:
     images: the main thread then only feeds the device. Preprocessing costs a CPU core 21 ms per 1080x1440 photo
     (resized to 518x686; 5 ms at 518x686, one thread), as long as a large teacher's batch on a GPU. On a CPU the model
     already uses every core, and torch's intra-op threads are per process, so a resize in the prefetch thread competes
-    with the forward: measured on 2 cores, tiny teacher at 126x168, 99.4 images/s in the main thread against 80.6
+    with the forward: measured on a 2-core Zen 4 (`avx512_bf16`, bf16), tiny teacher at 126x168, 99.4 images/s in the main thread against 80.6
     ahead (`eval/pseudo_label_throughput.py --images 1024 --repeats 3`). `preprocess_ahead=None` decides by device.
 
     Both queues are bounded (`depth` batches), so memory stays flat. An error in either thread is raised in the main
